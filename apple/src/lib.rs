@@ -1,0 +1,1 @@
+//! Typed client of the Apple Business API. No Leptos, no database.

@@ -1,0 +1,1 @@
+//! A faithful simulator of the Apple Business API.
