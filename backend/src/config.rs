@@ -1,0 +1,439 @@
+//! Orchard's one typed configuration.
+//!
+//! Sources, later ones winning: the defaults written here, then an optional TOML
+//! file (`orchard.toml` in the working directory, or the path in `ORCHARD_CONFIG`),
+//! then environment variables named `ORCHARD_<SECTION>__<KEY>` (for example
+//! `ORCHARD_SERVER__LISTEN=0.0.0.0:8080`). The configuration is built and
+//! validated once in `main` and passed down; nothing reads the environment later.
+//!
+//! Every error names the setting at fault and where its value came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Prefix of every environment variable Orchard reads.
+pub const ENV_PREFIX: &str = "ORCHARD_";
+/// Environment variable naming the TOML file; when unset, `orchard.toml` is read if present.
+pub const CONFIG_PATH_ENV: &str = "ORCHARD_CONFIG";
+/// Separator between section and key in environment variable names.
+const ENV_SEPARATOR: &str = "__";
+
+/// The complete, validated configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub site: SiteConfig,
+}
+
+/// `[server]`: how Orchard listens.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on. Default `127.0.0.1:3000`; port 0 picks a free port.
+    /// Env: `ORCHARD_SERVER__LISTEN`.
+    pub listen: SocketAddr,
+    /// Seconds that in-flight requests get to finish after SIGTERM/SIGINT. Default 10.
+    /// Env: `ORCHARD_SERVER__SHUTDOWN_GRACE_SECS`.
+    pub shutdown_grace_secs: u64,
+}
+
+/// `[database]`: where Orchard keeps its state.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` (created on first run, WAL mode) or
+    /// `postgres://user:password@host:port/database`. Default `sqlite://data/orchard.db`.
+    /// Env: `ORCHARD_DATABASE__URL`. The password part is never printed.
+    pub url: String,
+    /// Upper bound on pooled connections. Default 16. Env: `ORCHARD_DATABASE__MAX_CONNECTIONS`.
+    pub max_connections: u32,
+}
+
+/// `[log]`: tracing output.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` (default) or `json` (one object per line, for log shippers).
+    /// Env: `ORCHARD_LOG__FORMAT`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `orchard=debug,sqlx=warn`. Default `info`.
+    /// Env: `ORCHARD_LOG__FILTER` (`RUST_LOG` is deliberately not read: one source of truth).
+    pub filter: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// `[site]`: the built front end (CSS, JS and the wasm bundle).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteConfig {
+    /// Folder holding the built site (`pkg/` inside it). Default `target/site`, where
+    /// `make build` puts it. Env: `ORCHARD_SITE__ROOT`.
+    pub root: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/orchard.db".to_owned(),
+            max_connections: 16,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url_password(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("target/site"),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            log: LogConfig::default(),
+            site: SiteConfig::default(),
+        }
+    }
+}
+
+/// Why the configuration could not be built. Each variant names the setting and its source.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the configuration file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("environment variable {var} does not name a setting: use {ENV_PREFIX}<SECTION>__<KEY>")]
+    UnknownVariable { var: String },
+    #[error("invalid setting `{setting}` (from {origin}): {message}")]
+    Invalid {
+        setting: String,
+        origin: String,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Builds the configuration from the process environment and the working directory.
+    pub fn load() -> Result<Self, ConfigError> {
+        let explicit = std::env::var_os(CONFIG_PATH_ENV).map(PathBuf::from);
+        let path = explicit
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("orchard.toml"));
+        let file = if explicit.is_some() || path.exists() {
+            Some(path)
+        } else {
+            None
+        };
+        Self::from_sources(file.as_deref(), std::env::vars())
+    }
+
+    /// Builds the configuration from an optional TOML file and a set of environment
+    /// variables (those without the `ORCHARD_` prefix are ignored). Tests call this
+    /// directly with their own variables.
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = toml::Table::new();
+        let mut origins: BTreeMap<String, String> = BTreeMap::new();
+
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            table = text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
+                path: path.to_owned(),
+                message: e.message().to_owned(),
+            })?;
+            collect_origins(&table, "", &format!("{}", path.display()), &mut origins);
+        }
+
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if var == CONFIG_PATH_ENV {
+                continue;
+            }
+            let Some((section, key)) = rest.split_once(ENV_SEPARATOR) else {
+                return Err(ConfigError::UnknownVariable { var });
+            };
+            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            let entry = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(section_table) = entry else {
+                return Err(ConfigError::UnknownVariable { var });
+            };
+            section_table.insert(key.clone(), env_value(&value));
+            origins.insert(format!("{section}.{key}"), format!("environment variable {var}"));
+        }
+
+        let config: Config = serde_path_to_error_free(table).map_err(|(setting, message)| {
+            let origin = origins
+                .iter()
+                .filter(|(k, _)| setting.starts_with(k.as_str()) || k.starts_with(&setting))
+                .map(|(_, v)| v.clone())
+                .next()
+                .unwrap_or_else(|| "defaults".to_owned());
+            ConfigError::Invalid {
+                setting,
+                origin,
+                message,
+            }
+        })?;
+        config.validate(&origins)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origins: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+        let invalid = |setting: &str, message: String| ConfigError::Invalid {
+            setting: setting.to_owned(),
+            origin: origins
+                .get(setting)
+                .cloned()
+                .unwrap_or_else(|| "defaults".to_owned()),
+            message,
+        };
+        crate::store::DatabaseKind::from_url(&self.database.url)
+            .map_err(|e| invalid("database.url", e.to_string()))?;
+        if self.database.max_connections == 0 {
+            return Err(invalid(
+                "database.max_connections",
+                "must be at least 1".to_owned(),
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return Err(invalid("log.filter", e.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// Environment values are strings; numbers and booleans are recognised so that
+/// `ORCHARD_DATABASE__MAX_CONNECTIONS=4` fills a numeric field.
+fn env_value(raw: &str) -> toml::Value {
+    if let Ok(n) = raw.parse::<i64>() {
+        return toml::Value::Integer(n);
+    }
+    match raw {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn collect_origins(
+    table: &toml::Table,
+    prefix: &str,
+    origin: &str,
+    out: &mut BTreeMap<String, String>,
+) {
+    for (key, value) in table {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if let toml::Value::Table(inner) = value {
+            collect_origins(inner, &path, origin, out);
+        } else {
+            out.insert(path, origin.to_owned());
+        }
+    }
+}
+
+/// Deserializes the merged table, reporting the dotted path of the first bad setting.
+fn serde_path_to_error_free(table: toml::Table) -> Result<Config, (String, String)> {
+    let mut track = serde_path_to_error::Track::new();
+    let de = serde_path_to_error::Deserializer::new(toml::Value::Table(table), &mut track);
+    Config::deserialize(de).map_err(|e: toml::de::Error| {
+        let path = track.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        (path, e.message().to_owned())
+    })
+}
+
+/// Replaces the password of a URL such as `postgres://user:secret@host/db` with `***`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_listen_on_localhost_3000_with_sqlite_under_data() {
+        let config = Config::from_sources(None, env(&[])).unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.database.url, "sqlite://data/orchard.db");
+        assert_eq!(config.log.format, LogFormat::Human);
+    }
+
+    #[test]
+    fn environment_overrides_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orchard.toml");
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"127.0.0.1:4000\"\n[log]\nformat = \"json\"\n",
+        )
+        .unwrap();
+        let config = Config::from_sources(
+            Some(&path),
+            env(&[
+                ("ORCHARD_SERVER__LISTEN", "127.0.0.1:5000"),
+                ("ORCHARD_DATABASE__MAX_CONNECTIONS", "4"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:5000");
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.database.max_connections, 4);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_setting_and_the_variable_it_came_from() {
+        let err =
+            Config::from_sources(None, env(&[("ORCHARD_SERVER__LISTEN", "not an address")]))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("server.listen"), "{err}");
+        assert!(err.contains("ORCHARD_SERVER__LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_in_the_file_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orchard.toml");
+        std::fs::write(&path, "[log]\nformat = \"xml\"\n").unwrap();
+        let err = Config::from_sources(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("log.format"), "{err}");
+        assert!(err.contains("orchard.toml"), "{err}");
+    }
+
+    #[test]
+    fn unknown_settings_are_rejected_rather_than_ignored() {
+        let err = Config::from_sources(None, env(&[("ORCHARD_SERVER__LISTN", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listn"), "{err}");
+        let err = Config::from_sources(None, env(&[("ORCHARD_NOSECTION", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ORCHARD_NOSECTION"), "{err}");
+    }
+
+    #[test]
+    fn an_unsupported_database_scheme_is_refused_at_start() {
+        let err = Config::from_sources(None, env(&[("ORCHARD_DATABASE__URL", "mysql://x/y")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database.url"), "{err}");
+        assert!(err.contains("mysql"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_log_filter_is_refused_at_start() {
+        let err = Config::from_sources(None, env(&[("ORCHARD_LOG__FILTER", "orchard=loud")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("log.filter"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_database_password() {
+        let config = Config::from_sources(
+            None,
+            env(&[(
+                "ORCHARD_DATABASE__URL",
+                "postgres://orchard:canary-secret@db:5432/orchard",
+            )]),
+        )
+        .unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("canary-secret"), "{printed}");
+        assert!(printed.contains("orchard:***@db:5432/orchard"), "{printed}");
+    }
+}

@@ -1,0 +1,125 @@
+//! Storage: one [`Store`] trait, one implementation per database.
+//!
+//! SQLite (embedded, the default) serves one instance up to millions of devices;
+//! PostgreSQL serves several instances behind a load balancer. The backend is chosen
+//! by the URL scheme, each has its own migration folder (`migrations/sqlite`,
+//! `migrations/postgres`) embedded at build time and applied at start. Queries are
+//! checked at run time (`query_as` with `FromRow` rows), so building needs no database.
+//!
+//! Errors are mapped to [`StoreError`] in one place per backend: a missing row becomes
+//! `NotFound`, a unique-constraint violation becomes `Conflict` naming the constraint.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::DatabaseConfig;
+use crate::orgs::{NewOrganization, OrgId, Organization};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Result alias of storage operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The two supported databases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+impl DatabaseKind {
+    /// Picks the backend from a database URL's scheme.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let scheme = url.split_once(':').map_or("", |(s, _)| s);
+        match scheme {
+            "sqlite" => Ok(Self::Sqlite),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            other => Err(StoreError::UnsupportedUrl {
+                scheme: other.to_owned(),
+            }),
+        }
+    }
+
+    /// Human name, shown on the status line and in logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL scheme `{scheme}` is not supported: use sqlite://… or postgres://…")]
+    UnsupportedUrl { scheme: String },
+    #[error("{entity} not found")]
+    NotFound { entity: &'static str },
+    #[error("conflicts with an existing row ({constraint})")]
+    Conflict { constraint: String },
+    #[error("cannot prepare the database directory {path}: {source}")]
+    Directory {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("a stored value is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Maps a driver error for an operation on `entity`: a missing row and a unique
+    /// violation get their own variants, keyed on the constraint name, never on message text.
+    pub(crate) fn from_sqlx(entity: &'static str, err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::RowNotFound => Self::NotFound { entity },
+            sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+                Self::Conflict {
+                    constraint: db.constraint().unwrap_or(entity).to_owned(),
+                }
+            }
+            other => Self::Database(other),
+        }
+    }
+}
+
+/// Everything Orchard keeps in its database. Implementations must behave identically;
+/// the storage tests in `backend/tests/store.rs` run against both.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which database this is.
+    fn kind(&self) -> DatabaseKind;
+
+    /// Succeeds when the database answers a trivial query (used by `/readyz`).
+    async fn ping(&self) -> Result<()>;
+
+    /// Closes every pooled connection; later calls fail with `Database`.
+    async fn close(&self);
+
+    /// Creates an organization. `Conflict` when another one has the same slug.
+    async fn create_organization(&self, new: &NewOrganization) -> Result<Organization>;
+
+    /// One organization by id. `NotFound` when there is none.
+    async fn organization(&self, id: OrgId) -> Result<Organization>;
+
+    /// All organizations, by name.
+    async fn list_organizations(&self) -> Result<Vec<Organization>>;
+}
+
+/// Connects to the configured database, creating it (SQLite) and applying migrations.
+pub async fn connect(config: &DatabaseConfig) -> Result<Arc<dyn Store>> {
+    Ok(match DatabaseKind::from_url(&config.url)? {
+        DatabaseKind::Sqlite => Arc::new(SqliteStore::connect(config).await?),
+        DatabaseKind::Postgres => Arc::new(PostgresStore::connect(config).await?),
+    })
+}

@@ -1,0 +1,146 @@
+//! SQLite implementation of [`Store`]: one file, WAL mode, foreign keys on.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqlitePool};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::{DatabaseKind, Result, Store, StoreError};
+use crate::config::DatabaseConfig;
+use crate::orgs::{NewOrganization, OrgId, Organization};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a writer waits for the file lock before giving up.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file and applies pending migrations.
+    pub async fn connect(config: &DatabaseConfig) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(&config.url)
+            .map_err(StoreError::Database)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let file = options.get_filename();
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(config.max_connections)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Database)?;
+        MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
+        Ok(Self { pool })
+    }
+}
+
+#[derive(FromRow)]
+struct OrganizationRow {
+    id: String,
+    slug: String,
+    name: String,
+    created_at: String,
+}
+
+impl TryFrom<OrganizationRow> for Organization {
+    type Error = StoreError;
+
+    fn try_from(row: OrganizationRow) -> Result<Self> {
+        Ok(Self {
+            id: OrgId(
+                Uuid::parse_str(&row.id)
+                    .map_err(|e| StoreError::Corrupt(format!("organizations.id: {e}")))?,
+            ),
+            slug: row.slug,
+            name: row.name,
+            created_at: OffsetDateTime::parse(&row.created_at, &Rfc3339)
+                .map_err(|e| StoreError::Corrupt(format!("organizations.created_at: {e}")))?,
+        })
+    }
+}
+
+fn timestamp(at: OffsetDateTime) -> Result<String> {
+    at.format(&Rfc3339)
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {at}: {e}")))
+}
+
+/// Second precision keeps round trips exact on both databases.
+fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(0).unwrap_or(now)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn kind(&self) -> DatabaseKind {
+        DatabaseKind::Sqlite
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(StoreError::Database)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn create_organization(&self, new: &NewOrganization) -> Result<Organization> {
+        let org = Organization {
+            id: OrgId::random(),
+            slug: new.slug().to_owned(),
+            name: new.name().to_owned(),
+            created_at: now(),
+        };
+        sqlx::query("INSERT INTO organizations (id, slug, name, created_at) VALUES (?, ?, ?, ?)")
+            .bind(org.id.0.to_string())
+            .bind(&org.slug)
+            .bind(&org.name)
+            .bind(timestamp(org.created_at)?)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::from_sqlx("organization", e))?;
+        Ok(org)
+    }
+
+    async fn organization(&self, id: OrgId) -> Result<Organization> {
+        sqlx::query_as::<_, OrganizationRow>(
+            "SELECT id, slug, name, created_at FROM organizations WHERE id = ?",
+        )
+        .bind(id.0.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx("organization", e))?
+        .try_into()
+    }
+
+    async fn list_organizations(&self) -> Result<Vec<Organization>> {
+        sqlx::query_as::<_, OrganizationRow>(
+            "SELECT id, slug, name, created_at FROM organizations ORDER BY name, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx("organization", e))?
+        .into_iter()
+        .map(Organization::try_from)
+        .collect()
+    }
+}
