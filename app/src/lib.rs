@@ -1,1 +1,88 @@
-//! app
+//! Orchard's pages, components and server functions.
+//!
+//! Compiled twice: with `ssr` into the server, with `hydrate` into the browser's wasm.
+//! Data flows browser → component → `#[server]` fn (in `api/`) → `backend` → `apple`.
+
+pub mod api;
+pub mod components;
+pub mod error;
+pub mod model;
+pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+use leptos::prelude::*;
+use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+use crate::components::layout::Layout;
+use crate::components::theme::{ThemeContext, initial_theme};
+use crate::pages::areas::AreaPage;
+use crate::pages::error::ErrorPage;
+use crate::pages::home::HomePage;
+use crate::pages::not_found::NotFoundPage;
+
+/// The HTML document around the app; rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    ssr::provide_request_nonce();
+    let theme = initial_theme();
+    view! {
+        <!DOCTYPE html>
+        <html lang="en" data-theme=theme.as_str()>
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The application: layout, routes, and the error boundary around every page.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    provide_context(ThemeContext(RwSignal::new(initial_theme())));
+
+    view! {
+        <Stylesheet id="orchard" href="/pkg/orchard.css"/>
+        <Link rel="icon" type_="image/svg+xml" href="/favicon.svg"/>
+        <Meta name="color-scheme" content="light dark"/>
+        <Title text="Orchard"/>
+        <Router>
+            <Layout>
+                <ErrorBoundary fallback=|errors| view! { <ErrorPage errors/> }>
+                    <Routes fallback=|| view! { <NotFoundPage/> }>
+                        <Route path=path!("/") view=HomePage/>
+                        <Route path=path!("/devices") view=|| view! { <AreaPage path="/devices"/> }/>
+                        <Route path=path!("/assign") view=|| view! { <AreaPage path="/assign"/> }/>
+                        <Route
+                            path=path!("/blueprints")
+                            view=|| view! { <AreaPage path="/blueprints"/> }
+                        />
+                        <Route
+                            path=path!("/configurations")
+                            view=|| view! { <AreaPage path="/configurations"/> }
+                        />
+                        <Route
+                            path=path!("/directory")
+                            view=|| view! { <AreaPage path="/directory"/> }
+                        />
+                        <Route path=path!("/audit") view=|| view! { <AreaPage path="/audit"/> }/>
+                        <Route path=path!("/fleet") view=|| view! { <AreaPage path="/fleet"/> }/>
+                        <Route
+                            path=path!("/settings")
+                            view=|| view! { <AreaPage path="/settings"/> }
+                        />
+                    </Routes>
+                </ErrorBoundary>
+            </Layout>
+        </Router>
+    }
+}

@@ -1,0 +1,97 @@
+//! Wire types shared by the server and the browser, with validation that is safe to run in wasm.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the cookie holding the theme choice; read during SSR so the first paint is right.
+pub const THEME_COOKIE: &str = "orchard_theme";
+
+/// The colour theme a person chose. `System` follows the operating system setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Theme {
+    #[default]
+    System,
+    Light,
+    Dark,
+}
+
+impl Theme {
+    pub const ALL: [Theme; 3] = [Theme::System, Theme::Light, Theme::Dark];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::Light => "light",
+            Self::Dark => "dark",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::System => "System",
+            Self::Light => "Light",
+            Self::Dark => "Dark",
+        }
+    }
+
+    /// The theme named in a `Cookie` header, if any.
+    pub fn from_cookie_header(header: &str) -> Option<Self> {
+        header
+            .split(';')
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == THEME_COOKIE)
+            .and_then(|(_, value)| value.parse().ok())
+    }
+}
+
+impl fmt::Display for Theme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Theme {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "system" => Ok(Self::System),
+            "light" => Ok(Self::Light),
+            "dark" => Ok(Self::Dark),
+            other => Err(format!("`{other}` is not a theme: use system, light or dark")),
+        }
+    }
+}
+
+/// What the status line shows about this Orchard instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemStatus {
+    pub version: String,
+    /// `SQLite` or `PostgreSQL`.
+    pub database: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_theme_cookie_is_found_among_others() {
+        assert_eq!(
+            Theme::from_cookie_header("a=1; orchard_theme=dark; b=2"),
+            Some(Theme::Dark)
+        );
+        assert_eq!(Theme::from_cookie_header("orchard_theme=purple"), None);
+        assert_eq!(Theme::from_cookie_header(""), None);
+    }
+
+    #[test]
+    fn themes_round_trip_through_their_names() {
+        for theme in Theme::ALL {
+            assert_eq!(theme.as_str().parse::<Theme>(), Ok(theme));
+        }
+    }
+}

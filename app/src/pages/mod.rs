@@ -1,0 +1,6 @@
+//! One module per route.
+
+pub mod areas;
+pub mod error;
+pub mod home;
+pub mod not_found;

@@ -1,0 +1,86 @@
+//! Server-only glue for pages and server functions: the shared state, the request's
+//! CSP nonce, and the mapping of internal errors to [`AppError`].
+
+use std::sync::Arc;
+
+use backend::{Config, Store, StoreError};
+use leptos::config::LeptosOptions;
+use leptos::prelude::*;
+
+use crate::error::AppError;
+
+/// Everything a server function may need, handed to Leptos as context and to axum as state.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub leptos_options: LeptosOptions,
+}
+
+impl axum::extract::FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// The application state inside a server function or a render.
+pub fn state() -> Result<AppState, AppError> {
+    use_context::<AppState>().ok_or_else(|| internal("application state missing from context"))
+}
+
+/// The per-request nonce that the security-header middleware put into the CSP.
+#[derive(Debug, Clone)]
+pub struct CspNonce(pub String);
+
+/// Makes the request's CSP nonce available to the hydration scripts.
+pub fn provide_request_nonce() {
+    let nonce = use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<CspNonce>().cloned());
+    if let Some(CspNonce(value)) = nonce {
+        provide_context(leptos::nonce::Nonce::from_value(value));
+    }
+}
+
+/// A request header of the current render or server-function call.
+pub fn request_header(name: &str) -> Option<String> {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| parts.headers.get(name).cloned())
+        .and_then(|v| v.to_str().ok().map(str::to_owned))
+}
+
+/// Logs an internal failure with a fresh incident id and returns the id-only wire error.
+pub fn internal(context: &str) -> AppError {
+    let incident_id = incident_id();
+    tracing::error!(%incident_id, "{context}");
+    AppError::Internal { incident_id }
+}
+
+fn incident_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound { entity } => AppError::NotFound {
+                what: capitalize(entity),
+            },
+            StoreError::Conflict { .. } => AppError::Conflict {
+                message: "This conflicts with an existing record.".to_owned(),
+            },
+            other => {
+                let incident_id = incident_id();
+                tracing::error!(%incident_id, error = &other as &dyn std::error::Error, "storage failure");
+                AppError::Internal { incident_id }
+            }
+        }
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
