@@ -1,1 +1,45 @@
-//! Typed client of the Apple Business API. No Leptos, no database.
+//! Typed client of the Apple Business API (and the Apple School Manager API). No Leptos, no
+//! database.
+//!
+//! # Shape
+//! * [`Client`] holds one HTTP client, the token cache and the account's shared [`Budget`];
+//!   it is cheap to clone. Build it with [`Client::new`] from a [`ClientConfig`] (defaults via
+//!   [`ClientConfig::apple_business`] / [`ClientConfig::apple_school`]) and a [`PrivateKey`]
+//!   ([`PrivateKey::from_pem`]).
+//! * Requests are values: `resources::org_devices::list().limit(1000).fields(["serialNumber"])`
+//!   then `.send(&client)` for one page, `.pages(&client)` / `.items(&client)` for streams.
+//!   Writes (`resources::activities::assign(..)`, `resources::blueprints::create(..)`, ...)
+//!   are sent once and never replayed automatically.
+//! * Every call waits for the account [`Budget`] (GET and write buckets, [`Priority`]),
+//!   gets a cached token, and runs under the pure [`retry::decide`] policy.
+//! * Errors are [`Error`]; metrics go to an [`Observer`].
+//!
+//! Secrets (the private key, access tokens, assertions) never appear in `Debug`, `Display`,
+//! errors or logs.
+
+pub mod activity_log;
+pub mod auth;
+pub mod budget;
+mod client;
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod observer;
+pub mod paging;
+pub mod request;
+pub mod resources;
+pub mod retry;
+
+pub use auth::{AccessToken, PrivateKey};
+pub use budget::{Budget, BudgetConfig, BudgetStatus, Priority, Rate, RequestClass};
+pub use client::{Client, ClientBuilder};
+pub use config::{ClientConfig, RetryConfig, Timeouts};
+pub use error::{ApiErrorObject, Error, KeyError, PagingError, Result, TokenError};
+pub use model::{
+    ActivityId, AppId, AppleCareCoverageId, AuditEventId, BlueprintId, ConfigurationId, Cursor,
+    Document, MdmDeviceId, MdmServerId, OrganizationalUnitId, PackageId, ResourceIdentifier,
+    SerialNumber, UserGroupId, UserId,
+};
+pub use observer::{AttemptEvent, AttemptOutcome, NoopObserver, Observer};
+pub use paging::Page;
+pub use request::{GetRequest, ListRequest, WriteRequest};
