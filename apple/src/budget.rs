@@ -381,9 +381,8 @@ mod tests {
         }
         let (b2, order2) = (b.clone(), order.clone());
         tasks.push(tokio::spawn(async move {
-            let waited = b2.acquire(RequestClass::Read, Priority::Interactive).await;
+            b2.acquire(RequestClass::Read, Priority::Interactive).await;
             order2.lock().unwrap().push("ui".to_owned());
-            waited
         }));
         tokio::task::yield_now().await;
         assert_eq!(b.status().reads_waiting_background, 3);
