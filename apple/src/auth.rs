@@ -250,19 +250,19 @@ pub(crate) struct TokenCache {
 }
 
 #[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
+pub(crate) struct TokenResponse {
+    pub(crate) access_token: String,
     #[serde(default)]
-    expires_in: Option<u64>,
+    pub(crate) expires_in: Option<u64>,
     #[serde(default)]
-    token_type: Option<String>,
+    pub(crate) token_type: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct OAuthErrorBody {
-    error: String,
+pub(crate) struct OAuthErrorBody {
+    pub(crate) error: String,
     #[serde(default)]
-    error_description: Option<String>,
+    pub(crate) error_description: Option<String>,
 }
 
 impl TokenCache {
@@ -304,6 +304,20 @@ impl TokenCache {
     }
 }
 
+/// The form body of the token request (SPEC §2.4); sent form-encoded, never in the query string.
+pub(crate) fn token_form<'a>(
+    config: &'a ClientConfig,
+    assertion: &'a str,
+) -> [(&'static str, &'a str); 5] {
+    [
+        ("grant_type", "client_credentials"),
+        ("client_id", &config.client_id),
+        ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+        ("client_assertion", assertion),
+        ("scope", &config.scope),
+    ]
+}
+
 /// Performs one token request. Not retried here: a failed fetch fails the current attempt, and
 /// the caller's retry policy (GETs only) decides.
 pub(crate) async fn fetch_token(
@@ -312,13 +326,7 @@ pub(crate) async fn fetch_token(
     key: &PrivateKey,
 ) -> Result<CachedToken, TokenError> {
     let assertion = build_assertion(key, config, SystemTime::now())?;
-    let form: [(&str, &str); 5] = [
-        ("grant_type", "client_credentials"),
-        ("client_id", &config.client_id),
-        ("client_assertion_type", CLIENT_ASSERTION_TYPE),
-        ("client_assertion", assertion.as_str()),
-        ("scope", &config.scope),
-    ];
+    let form = token_form(config, &assertion);
     let started = Instant::now();
     let send = async {
         let resp = http.post(&config.token_url).form(&form).send().await?;

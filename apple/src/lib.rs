@@ -23,6 +23,8 @@ pub mod budget;
 mod client;
 pub mod config;
 pub mod error;
+#[cfg(test)]
+mod fixture_tests;
 pub mod model;
 pub mod observer;
 pub mod paging;
