@@ -342,13 +342,14 @@ impl Client {
                     if status.is_success() {
                         return Ok(RawResponse { body });
                     }
-                    if status == StatusCode::UNAUTHORIZED && !replayed_401 {
-                        if let Some(t) = &token {
-                            replayed_401 = true;
-                            attempt -= 1;
-                            self.refresh_after_401(t).await?;
-                            continue;
-                        }
+                    if status == StatusCode::UNAUTHORIZED
+                        && !replayed_401
+                        && let Some(t) = &token
+                    {
+                        replayed_401 = true;
+                        attempt -= 1;
+                        self.refresh_after_401(t).await?;
+                        continue;
                     }
                     let retry_after = retry::parse_retry_after(&headers, SystemTime::now());
                     if status == StatusCode::TOO_MANY_REQUESTS {
