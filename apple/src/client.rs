@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
@@ -250,17 +250,21 @@ impl Client {
                     Ok(t) => Some(t),
                     Err(e) => {
                         self.observe(&call, AttemptOutcome::TokenError, attempt, Duration::ZERO);
+                        let mut headers = HeaderMap::new();
                         let outcome = match &e {
                             TokenError::Transport(err) => {
                                 Outcome::Transport(TransportKind::of(err))
                             }
                             TokenError::Timeout(_) => Outcome::Transport(TransportKind::Timeout),
-                            TokenError::RateLimited { .. } => {
+                            TokenError::RateLimited { retry_after } => {
+                                if let Some(ra) = retry_after {
+                                    headers.insert(RETRY_AFTER, HeaderValue::from(ra.as_secs()));
+                                }
                                 Outcome::Status(StatusCode::TOO_MANY_REQUESTS)
                             }
                             _ => return Err(e.into()),
                         };
-                        match self.decide(&call, outcome, None, attempt, started) {
+                        match self.decide(&call, outcome, Some(&headers), attempt, started) {
                             Decision::Stop => return Err(e.into()),
                             Decision::RetryAfter(d) => {
                                 self.wait_retry(&call, attempt, d).await;

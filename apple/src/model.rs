@@ -432,3 +432,73 @@ impl ToMany {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::org_devices::{OrgDevice, OrgDeviceStatus, ProductFamily};
+    use time::macros::datetime;
+
+    #[test]
+    fn unknown_enum_values_are_kept_not_rejected() {
+        let s: OrgDeviceStatus = serde_json::from_str("\"ASSIGNED\"").unwrap();
+        assert_eq!(s, OrgDeviceStatus::Assigned);
+        let s: OrgDeviceStatus = serde_json::from_str("\"PENDING_RELEASE\"").unwrap();
+        assert_eq!(s, OrgDeviceStatus::Unknown("PENDING_RELEASE".to_owned()));
+        assert_eq!(s.as_str(), "PENDING_RELEASE");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"PENDING_RELEASE\"");
+        let f: ProductFamily = serde_json::from_str("\"iPhone\"").unwrap();
+        assert_eq!(f, ProductFamily::IPhone);
+        assert_eq!(f.to_string(), "iPhone");
+    }
+
+    #[test]
+    fn dates_parse_with_and_without_fractional_seconds() {
+        assert_eq!(
+            date::parse("2024-01-15T10:30:00Z").unwrap(),
+            datetime!(2024-01-15 10:30 UTC)
+        );
+        assert_eq!(
+            date::parse("2025-04-30T22:05:14.192Z").unwrap(),
+            datetime!(2025-04-30 22:05:14.192 UTC)
+        );
+        assert_eq!(
+            date::parse("2025-04-30T23:05:14+01:00").unwrap(),
+            datetime!(2025-04-30 22:05:14 UTC)
+        );
+        assert!(date::parse("2025-04-30").is_err());
+        assert_eq!(
+            date::format(datetime!(2026-03-15 18:00 +01:00)),
+            "2026-03-15T17:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn absent_null_and_unknown_members_are_tolerated() {
+        let d: OrgDevice = serde_json::from_value(serde_json::json!({
+            "type": "orgDevices", "id": "A",
+            "attributes": {"releasedFromOrgDateTime": null, "brandNewAttribute": {"x": 1}},
+            "somethingNew": true
+        }))
+        .unwrap();
+        assert_eq!(d.attributes.released_from_org_date_time, None);
+        let bare: OrgDevice =
+            serde_json::from_value(serde_json::json!({"type": "orgDevices", "id": "A"})).unwrap();
+        assert_eq!(bare.attributes, Default::default());
+    }
+
+    #[test]
+    fn both_purchase_source_spellings_are_read() {
+        let a: OrgDevice = serde_json::from_value(serde_json::json!({
+            "type": "orgDevices", "id": "A", "attributes": {"purchaseSourceUid": "-1"}
+        }))
+        .unwrap();
+        assert_eq!(a.attributes.purchase_source(), Some("-1"));
+        let b: OrgDevice = serde_json::from_value(serde_json::json!({
+            "type": "orgDevices", "id": "A",
+            "attributes": {"purchaseSourceId": "7", "purchaseSourceUid": "-1"}
+        }))
+        .unwrap();
+        assert_eq!(b.attributes.purchase_source(), Some("7"));
+    }
+}

@@ -34,6 +34,10 @@ struct Server {
     verifying_key: Option<p256::ecdsa::VerifyingKey>,
     last_assertion: std::sync::Mutex<String>,
     token_prefix: String,
+    /// `expires_in` of issued tokens; 0 means Apple's 3600.
+    expires_in: u64,
+    /// The first N token requests answer 429 with `Retry-After: 1`.
+    throttle_tokens: usize,
 }
 
 type Shared = Arc<Server>;
@@ -54,6 +58,9 @@ async fn token(State(s): State<Shared>, Form(form): Form<HashMap<String, String>
     if s.token_delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(s.token_delay_ms)).await;
     }
+    if n <= s.throttle_tokens {
+        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "").into_response();
+    }
     if s.reject_tokens {
         let body = json!({"error": "invalid_client", "error_description": format!("bad assertion {assertion}")});
         return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
@@ -63,7 +70,12 @@ async fn token(State(s): State<Shared>, Form(form): Form<HashMap<String, String>
     } else {
         &s.token_prefix
     };
-    axum::Json(json!({"access_token": format!("{prefix}-{n}"), "token_type": "Bearer", "expires_in": 3600, "scope": "business.api"}))
+    let expires_in = if s.expires_in == 0 {
+        3600
+    } else {
+        s.expires_in
+    };
+    axum::Json(json!({"access_token": format!("{prefix}-{n}"), "token_type": "Bearer", "expires_in": expires_in, "scope": "business.api"}))
         .into_response()
 }
 
@@ -693,4 +705,86 @@ async fn the_activity_log_is_fetched_without_the_bearer_token() {
     assert_eq!(rows.len(), 2);
     assert!(rows[1].failed());
     assert_eq!(t.server.tokens.load(Ordering::SeqCst), 0);
+}
+
+fn device_api() -> Router<Shared> {
+    Router::new().route(
+        "/v1/orgDevices/{id}",
+        get(|State(s): State<Shared>, h: HeaderMap| async move {
+            s.hits.fetch_add(1, Ordering::SeqCst);
+            assert!(bearer(&h).starts_with("tok-"));
+            axum::Json(device_doc("A"))
+        }),
+    )
+}
+
+#[tokio::test]
+async fn an_expiring_token_is_refreshed_before_it_expires() {
+    // expires_in 1 s with a 60 s margin: refreshed after half its lifetime.
+    let t = setup(
+        Server {
+            expires_in: 1,
+            ..Server::default()
+        },
+        device_api(),
+    )
+    .await;
+    org_devices::get(&SerialNumber::new("A"))
+        .send(&t.client)
+        .await
+        .unwrap();
+    org_devices::get(&SerialNumber::new("A"))
+        .send(&t.client)
+        .await
+        .unwrap();
+    assert_eq!(t.server.tokens.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    org_devices::get(&SerialNumber::new("A"))
+        .send(&t.client)
+        .await
+        .unwrap();
+    assert_eq!(t.server.tokens.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_throttled_token_endpoint_is_waited_out_for_gets() {
+    let t = setup(
+        Server {
+            throttle_tokens: 1,
+            ..Server::default()
+        },
+        device_api(),
+    )
+    .await;
+    let started = Instant::now();
+    org_devices::get(&SerialNumber::new("A"))
+        .send(&t.client)
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(t.server.tokens.load(Ordering::SeqCst), 2);
+    assert_eq!(t.server.hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn school_manager_configuration_sends_the_school_scope() {
+    let api = Router::new().route(
+        "/auth/oauth2/token",
+        post(|Form(form): Form<HashMap<String, String>>| async move {
+            assert_eq!(form["scope"], "school.api");
+            assert!(form["client_id"].starts_with("SCHOOLAPI."));
+            axum::Json(json!({"access_token": "tok-1", "token_type": "Bearer", "expires_in": 3600}))
+        }),
+    )
+    .route("/v1/mdmServers", get(|| async {
+        axum::Json(json!({"data": [{"type": "mdmServers", "id": "S", "attributes": {"serverName": "x"}}], "links": {"self": "x"}, "meta": {"paging": {"limit": 1}}}))
+    }));
+    let origin = spawn(api).await;
+    let cfg = ClientConfig::apple_school("SCHOOLAPI.27478e71-3bb0-4588-998c-182e2b405577", "k")
+        .with_origin(&origin);
+    assert_eq!(cfg.scope, "school.api");
+    let key = PrivateKey::from_signing_key(SigningKey::random(&mut rand::rngs::OsRng));
+    let client = Client::new(cfg, key, fast_budget()).unwrap();
+    let page = client.test_connection().await.unwrap();
+    assert_eq!(page.items[0].attributes.server_name.as_deref(), Some("x"));
 }
