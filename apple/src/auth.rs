@@ -154,8 +154,8 @@ fn decode_pem(pem: &str) -> Result<(String, Zeroizing<Vec<u8>>), KeyError> {
 pub struct AccessToken(Zeroizing<String>);
 
 impl AccessToken {
-    /// The bearer value. Only the HTTP layer should call this.
-    pub fn expose(&self) -> &str {
+    /// The bearer value, for the `Authorization` header only.
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 

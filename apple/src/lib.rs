@@ -16,6 +16,38 @@
 //!
 //! Secrets (the private key, access tokens, assertions) never appear in `Debug`, `Display`,
 //! errors or logs.
+//!
+//! # Example
+//! ```no_run
+//! use std::sync::Arc;
+//! use futures::TryStreamExt as _;
+//! use apple::resources::{activities, org_devices};
+//! use apple::{Budget, BudgetConfig, Client, ClientConfig, MdmServerId, Priority, PrivateKey};
+//!
+//! # async fn demo(pem: &str) -> apple::Result<()> {
+//! let config = ClientConfig::apple_business("BUSINESSAPI.<uuid>", "<key id>");
+//! let budget = Arc::new(Budget::new(BudgetConfig::default())); // one per API account
+//! let client = Client::new(config, PrivateKey::from_pem(pem)?, budget)?;
+//! client.test_connection().await?;
+//!
+//! // Page through all devices in the background, persisting the cursor of each page.
+//! let mut pages = std::pin::pin!(
+//!     org_devices::list().limit(1000).priority(Priority::Background).pages(&client)
+//! );
+//! while let Some(page) = pages.try_next().await? {
+//!     let _resume_from = page.next_cursor.clone(); // save; later: `.cursor(saved)`
+//!     for device in page.items {
+//!         let _status = device.attributes.status;
+//!     }
+//! }
+//!
+//! // Writes are sent once; on failure, check state before trying again.
+//! let serials = [apple::SerialNumber::new("XABC123X0ABC123X0")];
+//! let activity = activities::assign(&MdmServerId::new("1F97..."), &serials).send(&client).await?;
+//! let _id = activity.data.id;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod activity_log;
 pub mod auth;
@@ -32,7 +64,7 @@ pub mod request;
 pub mod resources;
 pub mod retry;
 
-pub use auth::{AccessToken, PrivateKey};
+pub use auth::PrivateKey;
 pub use budget::{Budget, BudgetConfig, BudgetStatus, Priority, Rate, RequestClass};
 pub use client::{Client, ClientBuilder};
 pub use config::{ClientConfig, RetryConfig, Timeouts};
