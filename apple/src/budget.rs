@@ -5,6 +5,8 @@
 //! only the oldest waiter of the highest non-empty priority may take a permit, so
 //! `Interactive` requests jump ahead of `Background` ones without starving order within a
 //! class. A 429 that arrives anyway closes both buckets until its `Retry-After` has passed.
+//! A small in-flight cap (default 4) keeps parallel requests of one account below the level
+//! at which Apple's edge resets HTTP/2 streams (SPEC §5, §19.14).
 //! Time is `tokio::time::Instant`, so tests drive it with `tokio::time::pause`. Apple publishes
 //! no numbers (SPEC §5); the defaults are deliberately conservative and configurable.
 
@@ -13,7 +15,7 @@ use std::pin::pin;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 /// Who is waiting: a person in the UI, or a background sync.
@@ -78,6 +80,8 @@ pub struct BudgetConfig {
     pub reads: Rate,
     /// Write rate. Default 10 per hour.
     pub writes: Rate,
+    /// Requests of this account on the wire at once (both classes). Default 4.
+    pub max_in_flight: usize,
 }
 
 impl Default for BudgetConfig {
@@ -85,6 +89,7 @@ impl Default for BudgetConfig {
         Self {
             reads: Rate::per_minute(20),
             writes: Rate::per_hour(10),
+            max_in_flight: 4,
         }
     }
 }
@@ -153,7 +158,14 @@ struct State {
 pub struct Budget {
     state: Mutex<State>,
     notify: Notify,
+    in_flight: Semaphore,
     config: BudgetConfig,
+}
+
+/// A slot for one request on the wire; released on drop.
+#[derive(Debug)]
+pub struct InFlight<'a> {
+    _permit: Option<SemaphorePermit<'a>>,
 }
 
 impl std::fmt::Debug for Budget {
@@ -192,7 +204,16 @@ impl Budget {
                 next_ticket: 0,
             }),
             notify: Notify::new(),
+            in_flight: Semaphore::new(config.max_in_flight.max(1)),
             config,
+        }
+    }
+
+    /// Waits for an in-flight slot (held while one attempt is on the wire).
+    pub async fn slot(&self) -> InFlight<'_> {
+        // The semaphore is never closed, so an error cannot happen; degrade to no slot.
+        InFlight {
+            _permit: self.in_flight.acquire().await.ok(),
         }
     }
 
@@ -327,7 +348,7 @@ mod tests {
     fn budget(reads: Rate) -> Arc<Budget> {
         Arc::new(Budget::new(BudgetConfig {
             reads,
-            writes: Rate::per_hour(10),
+            ..BudgetConfig::default()
         }))
     }
 
@@ -428,6 +449,19 @@ mod tests {
             waited <= Duration::from_secs(9) + Duration::from_millis(10),
             "{waited:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_flight_slots_are_capped() {
+        let b = budget(Rate::per_minute(20));
+        let slots: Vec<_> = futures::future::join_all((0..4).map(|_| b.slot())).await;
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), b.slot())
+                .await
+                .is_err()
+        );
+        drop(slots);
+        let _again = b.slot().await;
     }
 
     #[tokio::test(start_paused = true)]

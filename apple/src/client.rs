@@ -239,12 +239,17 @@ impl Client {
         let mut replayed_401 = false;
         loop {
             attempt += 1;
-            if api_call {
-                let waited = inner.budget.acquire(class, call.priority).await;
+            let waiting = Instant::now();
+            let slot = if api_call {
+                inner.budget.acquire(class, call.priority).await;
+                let slot = inner.budget.slot().await;
                 inner
                     .observer
-                    .budget_wait(call.endpoint, class, call.priority, waited);
-            }
+                    .budget_wait(call.endpoint, class, call.priority, waiting.elapsed());
+                Some(slot)
+            } else {
+                None
+            };
             let token = if api_call {
                 match self.access_token().await {
                     Ok(t) => Some(t),
@@ -267,6 +272,7 @@ impl Client {
                         match self.decide(&call, outcome, Some(&headers), attempt, started) {
                             Decision::Stop => return Err(e.into()),
                             Decision::RetryAfter(d) => {
+                                drop(slot);
                                 self.wait_retry(&call, attempt, d).await;
                                 continue;
                             }
@@ -369,6 +375,8 @@ impl Client {
                     (Outcome::Status(status), Some(headers), err)
                 }
             };
+            // Waiting for a retry must not hold one of the account's in-flight slots.
+            drop(slot);
             match self.decide(&call, outcome, headers.as_ref(), attempt, started) {
                 Decision::Stop => return Err(error),
                 Decision::RetryAfter(d) => self.wait_retry(&call, attempt, d).await,

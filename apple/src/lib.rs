@@ -65,7 +65,7 @@ pub mod resources;
 pub mod retry;
 
 pub use auth::PrivateKey;
-pub use budget::{Budget, BudgetConfig, BudgetStatus, Priority, Rate, RequestClass};
+pub use budget::{Budget, BudgetConfig, BudgetStatus, InFlight, Priority, Rate, RequestClass};
 pub use client::{Client, ClientBuilder};
 pub use config::{ClientConfig, RetryConfig, Timeouts};
 pub use error::{ApiErrorObject, Error, KeyError, PagingError, Result, TokenError};

@@ -131,6 +131,7 @@ fn fast_budget() -> Arc<Budget> {
     Arc::new(Budget::new(BudgetConfig {
         reads: Rate::per_minute(1200),
         writes: Rate::per_minute(1200),
+        max_in_flight: 4,
     }))
 }
 
