@@ -789,3 +789,36 @@ async fn school_manager_configuration_sends_the_school_scope() {
     let page = client.test_connection().await.unwrap();
     assert_eq!(page.items[0].attributes.server_name.as_deref(), Some("x"));
 }
+
+#[tokio::test]
+async fn activity_polling_stops_at_a_terminal_status() {
+    let api = Router::new().route(
+        "/v1/orgDeviceActivities/{id}",
+        get(|State(s): State<Shared>| async move {
+            let n = s.hits.fetch_add(1, Ordering::SeqCst);
+            let (status, sub) = if n < 2 { ("IN_PROGRESS", "PROCESSING") } else { ("COMPLETED", "COMPLETED_WITH_FAILURE") };
+            axum::Json(json!({"data": {"type": "orgDeviceActivities", "id": "b1481656-b267-480d-b284-a809eed8b041",
+                "attributes": {"status": status, "subStatus": sub, "createdDateTime": "2025-05-05T04:15:43.282Z"}}}))
+        }),
+    );
+    let t = setup(Server::default(), api).await;
+    let id = apple::ActivityId::new("b1481656-b267-480d-b284-a809eed8b041");
+    let done = activities::wait_until_done(
+        &t.client,
+        &id,
+        Duration::from_millis(10),
+        Duration::from_secs(10),
+        apple::Priority::Background,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        done.attributes.status,
+        Some(activities::ActivityStatus::Completed)
+    );
+    assert_eq!(
+        done.attributes.sub_status,
+        Some(activities::ActivitySubStatus::CompletedWithFailure)
+    );
+    assert_eq!(t.server.hits.load(Ordering::SeqCst), 3);
+}

@@ -7,11 +7,15 @@
 //!
 //! Apple docs: <https://developer.apple.com/documentation/applebusinessapi/create-an-orgdeviceactivity>
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::client::seg;
+use crate::budget::Priority;
+use crate::client::{Client, seg};
+use crate::error::Result;
 use crate::model::{
     ActivityId, DataBody, Document, MdmServerId, Resource, ResourceIdentifier, SerialNumber,
     ToMany, ToOne, date, open_enum,
@@ -244,4 +248,32 @@ pub fn get(id: &ActivityId) -> GetRequest<OrgDeviceActivity> {
         "orgDeviceActivities.get",
         format!("/v1/orgDeviceActivities/{}", seg(id.as_str())),
     )
+}
+
+/// Polls `GET /v1/orgDeviceActivities/{id}` until the activity reaches a terminal status or
+/// `max_wait` has passed, and returns the last state seen (check `status` for which). The
+/// interval starts at `first_interval` and grows by half each poll, capped at 30 s; every poll
+/// goes through the account budget at `priority`.
+pub async fn wait_until_done(
+    client: &Client,
+    id: &ActivityId,
+    first_interval: Duration,
+    max_wait: Duration,
+    priority: Priority,
+) -> Result<OrgDeviceActivity> {
+    let started = tokio::time::Instant::now();
+    let mut interval = first_interval;
+    loop {
+        let activity = get(id).priority(priority).send(client).await?.data;
+        let done = activity
+            .attributes
+            .status
+            .as_ref()
+            .is_some_and(ActivityStatus::is_terminal);
+        if done || started.elapsed() + interval > max_wait {
+            return Ok(activity);
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval + interval / 2).min(Duration::from_secs(30));
+    }
 }
