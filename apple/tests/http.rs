@@ -822,3 +822,52 @@ async fn activity_polling_stops_at_a_terminal_status() {
     );
     assert_eq!(t.server.hits.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test]
+async fn a_dropped_connection_is_retried_for_gets() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // Raw API server: the first connection is closed without an answer, the next one answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_origin = format!("http://{}", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let mut buf = vec![0u8; 8192];
+            let _ = sock.read(&mut buf).await;
+            if n == 0 {
+                drop(sock);
+                continue;
+            }
+            let body = device_doc("A").to_string();
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            sock.write_all(resp.as_bytes()).await.unwrap();
+        }
+    });
+    let token_server = Arc::new(Server::default());
+    let token_origin = spawn(
+        Router::new()
+            .route("/auth/oauth2/token", post(token))
+            .with_state(token_server.clone()),
+    )
+    .await;
+    let mut cfg = config(&token_origin);
+    cfg.api_base_url = api_origin;
+    let key = PrivateKey::from_signing_key(SigningKey::random(&mut rand::rngs::OsRng));
+    let client = Client::builder(cfg, key, fast_budget())
+        .jitter(Arc::new(FixedJitter(0.0)))
+        .build()
+        .unwrap();
+    let doc = org_devices::get(&SerialNumber::new("A"))
+        .send(&client)
+        .await
+        .unwrap();
+    assert_eq!(doc.data.id.as_str(), "A");
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+    assert_eq!(token_server.tokens.load(Ordering::SeqCst), 1);
+}
