@@ -246,7 +246,43 @@ pub(crate) struct CachedToken {
 /// Single-flight token cache. One per [`crate::Client`].
 #[derive(Default)]
 pub(crate) struct TokenCache {
-    slot: Mutex<Option<CachedToken>>,
+    slot: Mutex<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    token: Option<CachedToken>,
+    /// When the last fetch failed, and whether that failure was transient.
+    failed: Option<(Instant, bool)>,
+}
+
+impl Slot {
+    /// Callers that queued behind a fetch that failed share its failure instead of each
+    /// hitting the token endpoint again (its limit is per client id, SPEC §2.6).
+    fn failed_since(&self, asked: Instant) -> Option<TokenError> {
+        match self.failed {
+            Some((at, transient)) if at >= asked => Some(TokenError::SharedFailure { transient }),
+            _ => None,
+        }
+    }
+
+    async fn refill(
+        &mut self,
+        fetch: impl AsyncFnOnce() -> Result<CachedToken, TokenError>,
+    ) -> Result<AccessToken, TokenError> {
+        match fetch().await {
+            Ok(fresh) => {
+                let token = fresh.token.clone();
+                self.token = Some(fresh);
+                self.failed = None;
+                Ok(token)
+            }
+            Err(e) => {
+                self.failed = Some((Instant::now(), e.is_transient()));
+                Err(e)
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -271,16 +307,17 @@ impl TokenCache {
         &self,
         fetch: impl AsyncFnOnce() -> Result<CachedToken, TokenError>,
     ) -> Result<AccessToken, TokenError> {
+        let asked = Instant::now();
         let mut slot = self.slot.lock().await;
-        if let Some(c) = slot.as_ref()
+        if let Some(c) = slot.token.as_ref()
             && Instant::now() < c.refresh_at
         {
             return Ok(c.token.clone());
         }
-        let fresh = fetch().await?;
-        let token = fresh.token.clone();
-        *slot = Some(fresh);
-        Ok(token)
+        if let Some(e) = slot.failed_since(asked) {
+            return Err(e);
+        }
+        slot.refill(fetch).await
     }
 
     /// After a 401 with `rejected`: refresh unless someone already replaced that token.
@@ -289,18 +326,19 @@ impl TokenCache {
         rejected: &AccessToken,
         fetch: impl AsyncFnOnce() -> Result<CachedToken, TokenError>,
     ) -> Result<AccessToken, TokenError> {
+        let asked = Instant::now();
         let mut slot = self.slot.lock().await;
-        if let Some(c) = slot.as_ref()
+        if let Some(c) = slot.token.as_ref()
             && &c.token != rejected
             && Instant::now() < c.refresh_at
         {
             return Ok(c.token.clone());
         }
-        *slot = None;
-        let fresh = fetch().await?;
-        let token = fresh.token.clone();
-        *slot = Some(fresh);
-        Ok(token)
+        if let Some(e) = slot.failed_since(asked) {
+            return Err(e);
+        }
+        slot.token = None;
+        slot.refill(fetch).await
     }
 }
 

@@ -267,6 +267,7 @@ impl Client {
                                 }
                                 Outcome::Status(StatusCode::TOO_MANY_REQUESTS)
                             }
+                            e if e.is_transient() => Outcome::Transport(TransportKind::Connect),
                             _ => return Err(e.into()),
                         };
                         match self.decide(&call, outcome, Some(&headers), attempt, started) {

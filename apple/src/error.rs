@@ -245,6 +245,24 @@ pub enum TokenError {
     /// Signing the client assertion failed.
     #[error("cannot sign client assertion")]
     Signing,
+    /// Another caller's token request, which this one waited for, just failed.
+    #[error("token request failed for a concurrent caller")]
+    SharedFailure {
+        /// Whether that failure was transient (worth retrying later).
+        transient: bool,
+    },
+}
+
+impl TokenError {
+    /// Whether retrying later may help (transport trouble, timeouts, 429).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport(_) | Self::Timeout(_) | Self::RateLimited { .. } => true,
+            Self::SharedFailure { transient } => *transient,
+            Self::Rejected { status, .. } => *status >= 500,
+            Self::Decode { .. } | Self::Signing => false,
+        }
+    }
 }
 
 /// A paging guard fired. Each one prevents an endless loop against a misbehaving server.

@@ -871,3 +871,35 @@ async fn a_dropped_connection_is_retried_for_gets() {
     assert_eq!(connections.load(Ordering::SeqCst), 2);
     assert_eq!(token_server.tokens.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn callers_queued_behind_a_failed_token_request_share_its_failure() {
+    let t = setup(
+        Server {
+            reject_tokens: true,
+            token_delay_ms: 100,
+            ..Server::default()
+        },
+        Router::new(),
+    )
+    .await;
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let c = t.client.clone();
+            tokio::spawn(async move { mdm_servers::list().send(&c).await })
+        })
+        .collect();
+    let mut rejected = 0;
+    let mut shared = 0;
+    for h in calls {
+        match h.await.unwrap().unwrap_err() {
+            Error::Token(TokenError::Rejected { .. }) => rejected += 1,
+            Error::Token(TokenError::SharedFailure { transient: false }) => shared += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    // 8 callers through 4 in-flight slots: at most two waves, one token request each.
+    assert_eq!(rejected + shared, 8);
+    assert!(rejected <= 2, "{rejected} token requests");
+    assert_eq!(t.server.tokens.load(Ordering::SeqCst), rejected);
+}
