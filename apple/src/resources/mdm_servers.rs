@@ -105,7 +105,7 @@ pub struct NewMdmServer {
     /// Allow the server to release devices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_mdm_disown_flag: Option<bool>,
-    /// Default product families (accepted on create: [guess]).
+    /// Default product families (accepted on create: a SPEC guess).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_product_families: Option<Vec<MdmServerProductFamily>>,
 }
