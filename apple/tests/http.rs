@@ -903,3 +903,20 @@ async fn callers_queued_behind_a_failed_token_request_share_its_failure() {
     assert!(rejected <= 2, "{rejected} token requests");
     assert_eq!(t.server.tokens.load(Ordering::SeqCst), rejected);
 }
+
+#[test]
+fn client_requests_and_streams_are_send_for_spawned_tasks() {
+    fn is_send<T: Send>(_: &T) {}
+    fn is_send_sync<T: Send + Sync + 'static>() {}
+    is_send_sync::<Client>();
+    is_send_sync::<Budget>();
+    let key = PrivateKey::from_signing_key(SigningKey::random(&mut rand::rngs::OsRng));
+    let client = Client::new(config("http://127.0.0.1:9"), key, fast_budget()).unwrap();
+    let list = org_devices::list();
+    is_send(&list.send(&client));
+    is_send(&org_devices::list().pages(&client));
+    is_send(&org_devices::list().items(&client));
+    let assign = activities::assign(&MdmServerId::new("M"), &[SerialNumber::new("A")]);
+    is_send(&assign.send(&client));
+    is_send(&client.test_connection());
+}
