@@ -552,3 +552,123 @@ fn every_fixture_decodes_into_its_client_type() {
         handled.len()
     );
 }
+
+/// Method and path of every request constructor, with `ID` for path ids.
+fn catalogue() -> Vec<(String, String, &'static str)> {
+    use crate::resources::{
+        apps, audit_events, mdm_devices, org_devices, organizational_units, packages, user_groups,
+        users,
+    };
+    use crate::{
+        ActivityId, AppId, MdmDeviceId, OrganizationalUnitId, PackageId, UserGroupId, UserId,
+    };
+    fn list<T>(r: crate::ListRequest<T>) -> (String, String, &'static str) {
+        ("GET".to_owned(), r.path.clone(), r.endpoint)
+    }
+    fn one<T: DeserializeOwned>(r: crate::GetRequest<T>) -> (String, String, &'static str) {
+        ("GET".to_owned(), r.path.clone(), r.endpoint)
+    }
+    fn write<B: Serialize, R: crate::request::WriteResponse>(
+        r: crate::WriteRequest<B, R>,
+    ) -> (String, String, &'static str) {
+        (r.method.to_string(), r.path.clone(), r.endpoint)
+    }
+    let serial = SerialNumber::new("ID");
+    let server = MdmServerId::new("ID");
+    let bp = BlueprintId::new("ID");
+    let cfg = ConfigurationId::new("ID");
+    let now = time::OffsetDateTime::UNIX_EPOCH;
+    let mut out = vec![
+        list(org_devices::list()),
+        one(org_devices::get(&serial)),
+        list(org_devices::apple_care_coverage(&serial)),
+        one(org_devices::activation_lock_status(&serial)),
+        one(org_devices::assigned_server_id(&serial)),
+        one(org_devices::assigned_server(&serial)),
+        list(mdm_devices::list()),
+        one(mdm_devices::details(&MdmDeviceId::new("ID"))),
+        list(mdm_servers::list()),
+        one(mdm_servers::get(&server)),
+        write(mdm_servers::create(mdm_servers::NewMdmServer {
+            server_name: "n".into(),
+            server_certificate: mdm_servers::MdmServerCertificate {
+                name: "c".into(),
+                data: "d".into(),
+            },
+            enable_mdm_disown_flag: None,
+            default_product_families: None,
+        })),
+        write(mdm_servers::update(&server, MdmServerPatch::default())),
+        write(mdm_servers::delete(&server)),
+        list(mdm_servers::device_ids(&server)),
+        write(activities::release(&[serial.clone()])),
+        one(activities::get(&ActivityId::new("ID"))),
+        list(users::list()),
+        one(users::get(&UserId::new("ID"))),
+        list(user_groups::list()),
+        one(user_groups::get(&UserGroupId::new("ID"))),
+        list(user_groups::user_ids(&UserGroupId::new("ID"))),
+        list(organizational_units::list()),
+        one(organizational_units::get(&OrganizationalUnitId::new("ID"))),
+        list(organizational_units::user_ids(&OrganizationalUnitId::new(
+            "ID",
+        ))),
+        list(apps::list()),
+        one(apps::get(&AppId::new("ID"))),
+        list(packages::list()),
+        one(packages::get(&PackageId::new("ID"))),
+        list(blueprints::list()),
+        write(blueprints::create("n", None, BlueprintMembers::default())),
+        one(blueprints::get(&bp)),
+        write(blueprints::update(
+            &bp,
+            BlueprintFields::default(),
+            BlueprintMembers::default(),
+        )),
+        write(blueprints::delete(&bp)),
+        list(configurations::list()),
+        write(configurations::create("n", None, Default::default())),
+        one(configurations::get(&cfg)),
+        write(configurations::update(&cfg, Default::default())),
+        write(configurations::delete(&cfg)),
+        list(audit_events::list(now, now)),
+    ];
+    for rel in BlueprintRelationship::ALL {
+        out.push(list(blueprints::member_ids(&bp, rel)));
+        out.push(write(blueprints::add_members(&bp, rel, ["x"])));
+        out.push(write(blueprints::remove_members(&bp, rel, ["x"])));
+    }
+    out
+}
+
+#[test]
+fn the_catalogue_matches_every_endpoint_of_the_fixture_index() {
+    let index: serde_json::Value = decode("_index.json");
+    let documented: BTreeSet<(String, String)> = index["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["method"].as_str()?.to_owned(),
+                e["path"].as_str()?.to_owned(),
+            ))
+        })
+        .filter(|(_, p)| p.starts_with("/v1/"))
+        .map(|(m, p)| (m, p.replace("{id}", "ID")))
+        .collect();
+    let built = catalogue();
+    let ours: BTreeSet<(String, String)> = built
+        .iter()
+        .map(|(m, p, _)| (m.clone(), p.clone()))
+        .collect();
+    assert_eq!(
+        ours.len(),
+        built.len(),
+        "two constructors hit the same endpoint"
+    );
+    assert_eq!(ours, documented);
+    assert_eq!(ours.len(), 57);
+    let names: BTreeSet<&str> = built.iter().map(|(_, _, n)| *n).collect();
+    assert_eq!(names.len(), 57, "endpoint names must be unique");
+}
