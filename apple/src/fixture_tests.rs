@@ -601,7 +601,7 @@ fn catalogue() -> Vec<(String, String, &'static str)> {
         write(mdm_servers::update(&server, MdmServerPatch::default())),
         write(mdm_servers::delete(&server)),
         list(mdm_servers::device_ids(&server)),
-        write(activities::release(&[serial.clone()])),
+        write(activities::release(std::slice::from_ref(&serial))),
         one(activities::get(&ActivityId::new("ID"))),
         list(users::list()),
         one(users::get(&UserId::new("ID"))),
