@@ -1,0 +1,476 @@
+//! Request budget of one API account: a shared limiter so that Orchard itself never causes a 429.
+//!
+//! Design: two token buckets, one for reads (GET) and one for writes (POST/PATCH/DELETE), each
+//! holding up to `count` permits and refilling `count` per `per`. Callers queue by priority:
+//! only the oldest waiter of the highest non-empty priority may take a permit, so
+//! `Interactive` requests jump ahead of `Background` ones without starving order within a
+//! class. A 429 that arrives anyway closes both buckets until its `Retry-After` has passed.
+//! A small in-flight cap (default 4) keeps parallel requests of one account below the level
+//! at which Apple's edge resets HTTP/2 streams (SPEC §5, §19.14).
+//! Time is `tokio::time::Instant`, so tests drive it with `tokio::time::pause`. Apple publishes
+//! no numbers (SPEC §5); the defaults are deliberately conservative and configurable.
+
+use std::collections::VecDeque;
+use std::pin::pin;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+use tokio::time::Instant;
+
+/// Who is waiting: a person in the UI, or a background sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Priority {
+    /// A person is waiting; served first.
+    Interactive,
+    /// Sync engine, bulk jobs; served when no interactive request waits.
+    Background,
+}
+
+/// Which bucket a request draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestClass {
+    /// GET.
+    Read,
+    /// POST, PATCH, DELETE.
+    Write,
+}
+
+impl RequestClass {
+    /// The class of an HTTP method.
+    pub fn of(method: &reqwest::Method) -> Self {
+        if *method == reqwest::Method::GET || *method == reqwest::Method::HEAD {
+            Self::Read
+        } else {
+            Self::Write
+        }
+    }
+}
+
+/// `count` requests per `per`, with bursts up to `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Permits per period; also the burst size.
+    pub count: u32,
+    /// The period.
+    pub per: Duration,
+}
+
+impl Rate {
+    /// `count` per minute.
+    pub const fn per_minute(count: u32) -> Self {
+        Self {
+            count,
+            per: Duration::from_secs(60),
+        }
+    }
+    /// `count` per hour.
+    pub const fn per_hour(count: u32) -> Self {
+        Self {
+            count,
+            per: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Rates of one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetConfig {
+    /// GET rate. Default 20 per minute.
+    pub reads: Rate,
+    /// Write rate. Default 10 per hour.
+    pub writes: Rate,
+    /// Requests of this account on the wire at once (both classes). Default 4.
+    pub max_in_flight: usize,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self {
+            reads: Rate::per_minute(20),
+            writes: Rate::per_hour(10),
+            max_in_flight: 4,
+        }
+    }
+}
+
+/// A snapshot for metrics and the UI ("waiting for budget").
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct BudgetStatus {
+    /// Interactive requests waiting for a read permit.
+    pub reads_waiting_interactive: usize,
+    /// Background requests waiting for a read permit.
+    pub reads_waiting_background: usize,
+    /// Requests waiting for a write permit (both priorities).
+    pub writes_waiting: usize,
+    /// Read permits available now.
+    pub read_permits: f64,
+    /// Write permits available now.
+    pub write_permits: f64,
+    /// Remaining hold after a 429, if any.
+    pub held_for: Option<Duration>,
+}
+
+struct Bucket {
+    capacity: f64,
+    tokens: f64,
+    per_sec: f64,
+    last: Instant,
+    queues: [VecDeque<u64>; 2],
+}
+
+impl Bucket {
+    fn new(rate: Rate, now: Instant) -> Self {
+        let capacity = f64::from(rate.count.max(1));
+        Self {
+            capacity,
+            tokens: capacity,
+            per_sec: capacity / rate.per.as_secs_f64().max(1e-9),
+            last: now,
+            queues: [VecDeque::new(), VecDeque::new()],
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + dt * self.per_sec).min(self.capacity);
+        self.last = now;
+    }
+
+    fn head(&self) -> Option<(usize, u64)> {
+        (0..2).find_map(|p| self.queues[p].front().map(|t| (p, *t)))
+    }
+
+    fn until_one(&self) -> Duration {
+        Duration::from_secs_f64(((1.0 - self.tokens) / self.per_sec).max(0.0))
+            + Duration::from_micros(1)
+    }
+}
+
+struct State {
+    buckets: [Bucket; 2],
+    hold_until: Option<Instant>,
+    next_ticket: u64,
+}
+
+/// The shared limiter of one API account. Share it (`Arc<Budget>`) between every client of the
+/// same account; a separate account gets its own.
+pub struct Budget {
+    state: Mutex<State>,
+    notify: Notify,
+    in_flight: Semaphore,
+    config: BudgetConfig,
+}
+
+/// A slot for one request on the wire; released on drop.
+#[derive(Debug)]
+pub struct InFlight<'a> {
+    _permit: Option<SemaphorePermit<'a>>,
+}
+
+impl std::fmt::Debug for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budget")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn class_index(c: RequestClass) -> usize {
+    match c {
+        RequestClass::Read => 0,
+        RequestClass::Write => 1,
+    }
+}
+
+fn prio_index(p: Priority) -> usize {
+    match p {
+        Priority::Interactive => 0,
+        Priority::Background => 1,
+    }
+}
+
+impl Budget {
+    /// A budget with `config`, full buckets.
+    pub fn new(config: BudgetConfig) -> Self {
+        let now = Instant::now();
+        Self {
+            state: Mutex::new(State {
+                buckets: [
+                    Bucket::new(config.reads, now),
+                    Bucket::new(config.writes, now),
+                ],
+                hold_until: None,
+                next_ticket: 0,
+            }),
+            notify: Notify::new(),
+            in_flight: Semaphore::new(config.max_in_flight.max(1)),
+            config,
+        }
+    }
+
+    /// Waits for an in-flight slot (held while one attempt is on the wire).
+    pub async fn slot(&self) -> InFlight<'_> {
+        // The semaphore is never closed, so an error cannot happen; degrade to no slot.
+        InFlight {
+            _permit: self.in_flight.acquire().await.ok(),
+        }
+    }
+
+    /// The configured rates.
+    pub fn config(&self) -> BudgetConfig {
+        self.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the counters inconsistent, so a poisoned
+        // lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for a permit of `class` at `priority`; returns how long it waited. Cancel-safe:
+    /// dropping the future leaves the queue.
+    pub async fn acquire(&self, class: RequestClass, priority: Priority) -> Duration {
+        let started = Instant::now();
+        let (ci, pi) = (class_index(class), prio_index(priority));
+        let ticket = {
+            let mut st = self.lock();
+            let t = st.next_ticket;
+            st.next_ticket += 1;
+            st.buckets[ci].queues[pi].push_back(t);
+            t
+        };
+        let mut guard = Ticket {
+            budget: self,
+            ci,
+            pi,
+            ticket,
+            taken: false,
+        };
+        loop {
+            let mut notified = pin!(self.notify.notified());
+            notified.as_mut().enable();
+            let wait = {
+                let mut st = self.lock();
+                let now = Instant::now();
+                let held = st.hold_until.filter(|h| *h > now);
+                let bucket = &mut st.buckets[ci];
+                bucket.refill(now);
+                if let Some(h) = held {
+                    Some(h - now)
+                } else if bucket.head() == Some((pi, ticket)) {
+                    if bucket.tokens >= 1.0 {
+                        bucket.tokens -= 1.0;
+                        bucket.queues[pi].pop_front();
+                        guard.taken = true;
+                        drop(st);
+                        self.notify.notify_waiters();
+                        return started.elapsed();
+                    }
+                    Some(bucket.until_one())
+                } else {
+                    None
+                }
+            };
+            match wait {
+                Some(d) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(d) => {}
+                        () = &mut notified => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Closes both buckets for `d` (after a 429). Never shortens an existing hold.
+    pub fn hold_off(&self, d: Duration) {
+        {
+            let mut st = self.lock();
+            let until = Instant::now() + d;
+            st.hold_until = Some(st.hold_until.map_or(until, |h| h.max(until)));
+        }
+        self.notify.notify_waiters();
+    }
+
+    /// A snapshot of queue lengths, permits and hold.
+    pub fn status(&self) -> BudgetStatus {
+        let mut st = self.lock();
+        let now = Instant::now();
+        let held_for = st.hold_until.filter(|h| *h > now).map(|h| h - now);
+        for b in &mut st.buckets {
+            b.refill(now);
+        }
+        let [r, w] = &st.buckets;
+        BudgetStatus {
+            reads_waiting_interactive: r.queues[0].len(),
+            reads_waiting_background: r.queues[1].len(),
+            writes_waiting: w.queues[0].len() + w.queues[1].len(),
+            read_permits: r.tokens,
+            write_permits: w.tokens,
+            held_for,
+        }
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self::new(BudgetConfig::default())
+    }
+}
+
+struct Ticket<'a> {
+    budget: &'a Budget,
+    ci: usize,
+    pi: usize,
+    ticket: u64,
+    taken: bool,
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if !self.taken {
+            {
+                let mut st = self.budget.lock();
+                st.buckets[self.ci].queues[self.pi].retain(|t| *t != self.ticket);
+            }
+            self.budget.notify.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn budget(reads: Rate) -> Arc<Budget> {
+        Arc::new(Budget::new(BudgetConfig {
+            reads,
+            ..BudgetConfig::default()
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bursts_up_to_count_then_paces_at_the_rate() {
+        let b = budget(Rate::per_minute(20));
+        for _ in 0..20 {
+            assert_eq!(
+                b.acquire(RequestClass::Read, Priority::Background).await,
+                Duration::ZERO
+            );
+        }
+        let start = Instant::now();
+        for _ in 0..3 {
+            b.acquire(RequestClass::Read, Priority::Background).await;
+        }
+        // 3 more permits at one per 3 s.
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_secs(9) && took < Duration::from_millis(9100),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_and_writes_have_separate_buckets() {
+        let b = budget(Rate::per_minute(1));
+        b.acquire(RequestClass::Read, Priority::Interactive).await;
+        let waited = b.acquire(RequestClass::Write, Priority::Interactive).await;
+        assert_eq!(waited, Duration::ZERO);
+        let waited = b.acquire(RequestClass::Read, Priority::Interactive).await;
+        assert!(waited >= Duration::from_secs(59), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn interactive_jumps_ahead_of_background() {
+        let b = budget(Rate {
+            count: 1,
+            per: Duration::from_secs(1),
+        });
+        b.acquire(RequestClass::Read, Priority::Background).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..3 {
+            let (b, order) = (b.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                b.acquire(RequestClass::Read, Priority::Background).await;
+                order.lock().unwrap().push(format!("bg{i}"));
+            }));
+            tokio::task::yield_now().await;
+        }
+        let (b2, order2) = (b.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            b2.acquire(RequestClass::Read, Priority::Interactive).await;
+            order2.lock().unwrap().push("ui".to_owned());
+        }));
+        tokio::task::yield_now().await;
+        assert_eq!(b.status().reads_waiting_background, 3);
+        assert_eq!(b.status().reads_waiting_interactive, 1);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), ["ui", "bg0", "bg1", "bg2"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_holds_every_caller_until_retry_after() {
+        let b = budget(Rate::per_minute(1200));
+        b.hold_off(Duration::from_secs(30));
+        assert!(b.status().held_for.is_some());
+        let waited = b.acquire(RequestClass::Read, Priority::Interactive).await;
+        assert!(waited >= Duration::from_secs(30), "{waited:?}");
+        let waited = b.acquire(RequestClass::Write, Priority::Interactive).await;
+        assert_eq!(waited, Duration::ZERO);
+        // A shorter hold never shortens a longer one.
+        b.hold_off(Duration::from_secs(10));
+        b.hold_off(Duration::from_secs(5));
+        let waited = b.acquire(RequestClass::Read, Priority::Background).await;
+        assert!(waited >= Duration::from_secs(10), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_waiter_leaves_the_queue() {
+        let b = budget(Rate {
+            count: 1,
+            per: Duration::from_secs(10),
+        });
+        b.acquire(RequestClass::Read, Priority::Interactive).await;
+        let waiting = tokio::time::timeout(
+            Duration::from_secs(1),
+            b.acquire(RequestClass::Read, Priority::Interactive),
+        )
+        .await;
+        assert!(waiting.is_err());
+        assert_eq!(b.status().reads_waiting_interactive, 0);
+        let waited = b.acquire(RequestClass::Read, Priority::Background).await;
+        assert!(
+            waited <= Duration::from_secs(9) + Duration::from_millis(10),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_flight_slots_are_capped() {
+        let b = budget(Rate::per_minute(20));
+        let slots: Vec<_> = futures::future::join_all((0..4).map(|_| b.slot())).await;
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), b.slot())
+                .await
+                .is_err()
+        );
+        drop(slots);
+        let _again = b.slot().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fast_rates_for_tests_do_not_wait() {
+        let b = budget(Rate::per_minute(1200));
+        let start = Instant::now();
+        for _ in 0..1200 {
+            b.acquire(RequestClass::Read, Priority::Background).await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+}
