@@ -439,10 +439,8 @@ pub(crate) fn apply(org: &mut Org, act: &Activity, at: OffsetDateTime) {
                 d.migration_deadline = act.deadline.map_or(0, |t| t.unix_timestamp() as u32);
                 d.updated = stamp;
             }
-            "UNASSIGN_DEVICES" => {
-                if Some(org.devices[idx as usize].server) == act.server {
-                    org.set_server(idx, NO_SERVER, at, &actor);
-                }
+            "UNASSIGN_DEVICES" if Some(org.devices[idx as usize].server) == act.server => {
+                org.set_server(idx, NO_SERVER, at, &actor);
             }
             "UPDATE_MDM_MIGRATION_DEADLINE" => {
                 let d = &mut org.devices[idx as usize];

@@ -49,7 +49,7 @@ fn feistel40(key: u64, x: u64) -> u64 {
 
 /// The serial of device ordinal `n` (unique for `n < 2^40`).
 pub(crate) fn serial_for(seed: u64, n: u64, long: bool) -> Serial {
-    let mut v = feistel40(seed ^ 0x5E41_A1, n);
+    let mut v = feistel40(seed ^ 0x005E_41A1, n);
     let mut tail = [0u8; 9];
     for c in tail.iter_mut().rev() {
         *c = ALPHABET[(v % 26) as usize];

@@ -21,20 +21,25 @@ pub(crate) const MAX_LIMIT: usize = 1000;
 pub(crate) struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
-    pub title: String,
+    pub title: &'static str,
     pub detail: String,
-    /// `("parameter", name)` or `("pointer", json-pointer)`.
-    pub source: Option<(&'static str, String)>,
+    /// `("parameter", name)` or `("pointer", json-pointer)`; boxed to keep `Result`s small.
+    pub source: Option<Box<(&'static str, String)>>,
     /// Seconds for the `Retry-After` header (429 only).
     pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, title: &str, detail: impl Into<String>) -> Self {
+    fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             code,
-            title: title.into(),
+            title,
             detail: detail.into(),
             source: None,
             retry_after: None,
@@ -47,7 +52,7 @@ impl ApiError {
             "A parameter has an invalid value",
             detail,
         );
-        e.source = Some(("parameter", param.into()));
+        e.source = Some(Box::new(("parameter", param.into())));
         e
     }
     pub(crate) fn bad_request(detail: impl Into<String>) -> Self {
@@ -98,7 +103,7 @@ impl ApiError {
             "The provided entity includes an invalid value",
             detail,
         );
-        e.source = Some(("pointer", pointer.into()));
+        e.source = Some(Box::new(("pointer", pointer.into())));
         e
     }
     /// 422 `ENTITY_UNPROCESSABLE` with a body pointer.
@@ -109,7 +114,7 @@ impl ApiError {
             "The request entity is not processable",
             detail,
         );
-        e.source = Some(("pointer", pointer.into()));
+        e.source = Some(Box::new(("pointer", pointer.into())));
         e
     }
     pub(crate) fn rate_limited(retry_after: Option<u64>) -> Self {
@@ -139,7 +144,8 @@ impl ApiError {
             "title": self.title,
             "detail": self.detail,
         });
-        if let Some((kind, v)) = &self.source {
+        if let Some(src) = &self.source {
+            let (kind, v) = src.as_ref();
             e["source"] = json!({ *kind: v });
         }
         json!({ "errors": [e] })

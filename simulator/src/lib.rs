@@ -292,12 +292,14 @@ impl SimulatorBuilder {
             .map_err(|e| Error::Io(std::io::Error::other(e)))?,
         };
         let credentials = make_credentials(seed, org.kind)?;
-        let mut auth = AuthState::default();
-        auth.audiences = vec![
-            APPLE_AUDIENCE.to_string(),
-            format!("{base_url}/auth/oauth2/v2/token"),
-            format!("{base_url}/auth/oauth2/token"),
-        ];
+        let mut auth = AuthState {
+            audiences: vec![
+                APPLE_AUDIENCE.to_string(),
+                format!("{base_url}/auth/oauth2/v2/token"),
+                format!("{base_url}/auth/oauth2/token"),
+            ],
+            ..AuthState::default()
+        };
         auth.audiences.extend(self.audiences);
         let key = p256::SecretKey::from_pkcs8_pem(&credentials.private_key_pem)
             .map_err(|e| Error::Key(e.to_string()))?;
@@ -348,7 +350,7 @@ impl SimulatorBuilder {
 use p256::pkcs8::DecodePrivateKey;
 
 fn make_credentials(seed: u64, kind: OrgKind) -> Result<Credentials, Error> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC0FF_EE);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x00C0_FFEE);
     let mut uuid = || {
         let mut b = [0u8; 16];
         rng.fill_bytes(&mut b);

@@ -182,7 +182,7 @@ fn check_value(n: &Node) -> Result<(), PlistError> {
     let bad = |m: String| Err(PlistError::Structure(m));
     match n.name.as_str() {
         "dict" => {
-            if n.children.len() % 2 != 0 {
+            if !n.children.len().is_multiple_of(2) {
                 return bad("<dict> must hold <key>/value pairs".into());
             }
             for pair in n.children.chunks(2) {

@@ -32,7 +32,7 @@ fn digits(mut h: u64, n: usize) -> String {
     let mut s = String::with_capacity(n);
     for _ in 0..n {
         s.push(char::from(b'0' + (h % 10) as u8));
-        h = h / 10 ^ crate::util::mix(h);
+        h = (h / 10) ^ crate::util::mix(h);
     }
     s
 }
@@ -262,12 +262,12 @@ pub(crate) fn coverage(org: &Org, idx: u32, now: OffsetDateTime) -> Vec<Value> {
     })];
     if h % 100 < 35 {
         let agreement = format!("{:010}", h % 10_000_000_000);
-        let (payment, end, renewable) = if h % 2 == 0 {
+        let (payment, end, renewable) = if h.is_multiple_of(2) {
             ("PAID_UP_FRONT", start + year * 3, false)
         } else {
             ("SUBSCRIPTION", start + year, true)
         };
-        let canceled = (h >> 20) % 20 == 0;
+        let canceled = (h >> 20).is_multiple_of(20);
         out.push(json!({
             "type": "appleCareCoverage",
             "id": agreement,
@@ -319,7 +319,8 @@ pub(crate) fn is_mdm_device(org: &Org, idx: u32) -> bool {
 
 fn enrolled_user(org: &Org, idx: u32) -> Option<&User> {
     let h = derive(org.seed, u64::from(idx), 50);
-    (!org.users.is_empty() && h % 10 != 0).then(|| &org.users[(h / 10) as usize % org.users.len()])
+    (!org.users.is_empty() && !h.is_multiple_of(10))
+        .then(|| &org.users[(h / 10) as usize % org.users.len()])
 }
 
 pub(crate) fn mdm_device(org: &Org, idx: u32, base: &str) -> Value {
@@ -406,11 +407,11 @@ pub(crate) fn mdm_details(org: &Org, idx: u32, base: &str, now: OffsetDateTime) 
         );
         m.insert(
             "isFirewallEnabled".into(),
-            json!(platform == "macOS" && h % 3 != 0),
+            json!(platform == "macOS" && !h.is_multiple_of(3)),
         );
         m.insert(
             "isFileVaultEnabled".into(),
-            json!(platform == "macOS" && h % 4 != 0),
+            json!(platform == "macOS" && !h.is_multiple_of(4)),
         );
         m.insert(
             "storageFreeCapacity".into(),
@@ -419,12 +420,20 @@ pub(crate) fn mdm_details(org: &Org, idx: u32, base: &str, now: OffsetDateTime) 
         m.insert("storageTotalCapacity".into(), json!(total));
         m.insert(
             "deviceLockStatus".into(),
-            json!(if h % 17 == 0 { "LOCKED" } else { "UNLOCKED" }),
+            json!(if h.is_multiple_of(17) {
+                "LOCKED"
+            } else {
+                "UNLOCKED"
+            }),
         );
         m.insert("deviceEraseStatus".into(), json!("NOT_ERASED"));
         m.insert(
             "lostModeStatus".into(),
-            json!(if h % 97 == 0 { "ENABLED" } else { "DISABLED" }),
+            json!(if h.is_multiple_of(97) {
+                "ENABLED"
+            } else {
+                "DISABLED"
+            }),
         );
         m
     };

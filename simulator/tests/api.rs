@@ -256,10 +256,7 @@ async fn paging_at_limit_1000_returns_every_device_exactly_once() {
         }
         match page["links"]["next"].as_str() {
             Some(next) => {
-                assert_eq!(
-                    page["meta"]["paging"]["nextCursor"].as_str().is_some(),
-                    true
-                );
+                assert!(page["meta"]["paging"]["nextCursor"].as_str().is_some());
                 url = next.to_string();
             }
             None => {
