@@ -1272,3 +1272,330 @@ async fn school_orgs_use_school_scope_and_hide_business_only_paths() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+// ----- document shapes vs fixtures -----
+
+/// Compares the key sets of two documents recursively (objects: same keys; arrays: first
+/// elements). `allow` lists keys that may be present on one side only; an entry ending in
+/// `*` matches by prefix. Paging members (`next`, `nextCursor`) depend on data and are
+/// always allowed.
+fn shape_diff(ours: &Value, theirs: &Value, path: &str, allow: &[&str], out: &mut Vec<String>) {
+    let allowed = |k: &str| {
+        matches!(k, "next" | "nextCursor")
+            || allow
+                .iter()
+                .any(|a| a.strip_suffix('*').map_or(*a == k, |p| k.starts_with(p)))
+    };
+    match (ours, theirs) {
+        (Value::Object(a), Value::Object(b)) => {
+            for k in a.keys().filter(|k| !b.contains_key(*k) && !allowed(k)) {
+                out.push(format!("{path}.{k}: only in the simulator"));
+            }
+            for k in b.keys().filter(|k| !a.contains_key(*k) && !allowed(k)) {
+                out.push(format!("{path}.{k}: only in the fixture"));
+            }
+            for (k, v) in a {
+                if let Some(w) = b.get(k) {
+                    shape_diff(v, w, &format!("{path}.{k}"), allow, out);
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if !a.is_empty() && !b.is_empty() => {
+            shape_diff(&a[0], &b[0], &format!("{path}[0]"), allow, out)
+        }
+        _ => {}
+    }
+}
+
+const SERVER_EXTRAS: &[&str] = &[
+    "enableMdmDisownFlag",
+    "defaultProductFamilies",
+    "status",
+    "deviceCount",
+    "lastConnectedDateTime",
+    "lastConnectedIp",
+];
+
+#[tokio::test]
+async fn documents_have_the_same_keys_as_the_fixtures() {
+    let behaviour = Behaviour {
+        activity_phase_secs: [0.0, 0.0, 0.0],
+        assignment_lag_secs: 0.0,
+        ..Behaviour::default()
+    };
+    let api = start(
+        Simulator::builder()
+            .seed(30)
+            .from_seed_dataset(fixtures_dir().join("seed-dataset.json"))
+            .behaviour(behaviour),
+    )
+    .await;
+    api.http
+        .post(api.url("/_sim/mutate"))
+        .json(&json!({ "op": "addDevices", "count": 1 }))
+        .send()
+        .await
+        .unwrap();
+    let server_devices_extra: Vec<&str> = [SERVER_EXTRAS, &["links"]].concat();
+    let device_extras = [
+        "wifiMacAddress",
+        "bluetoothMacAddress",
+        "ethernetMacAddress",
+        "isMdmMigrationCapable",
+        "mdmMigrationStatus",
+        "mdmMigrationDeadlineDateTime",
+        "purchaseSourceId",
+        "purchaseSourceUid",
+    ];
+    let gets: Vec<(&str, &str, &[&str])> = vec![
+        (
+            "/v1/orgDevices?limit=1",
+            "get-org-devices.json",
+            &device_extras,
+        ),
+        (
+            "/v1/orgDevices/C39J8W1H3VG5",
+            "get-orgdevice-information.full.json",
+            &[],
+        ),
+        (
+            "/v1/orgDevices/XABC123X0ABC123X0/appleCareCoverage",
+            "get-all-applecare-coverage-for-an-orgdevice.json",
+            &[],
+        ),
+        (
+            "/v1/orgDevices/C39J8W1H3VG5/activationLockStatus",
+            "get-the-activation-lock-status-information-for-an-orgdevice.json",
+            &[],
+        ),
+        (
+            "/v1/orgDevices/DVVS36G1YD3JKQNI/relationships/assignedServer",
+            "get-the-assigned-server-id-for-an-orgdevice.json",
+            &[],
+        ),
+        (
+            "/v1/orgDevices/DVVS36G1YD3JKQNI/assignedServer",
+            "get-the-assigned-server-information-for-an-orgdevice.json",
+            &server_devices_extra,
+        ),
+        ("/v1/mdmDevices", "get-apple-mdm-enrolled-devices.json", &[]),
+        (
+            "/v1/mdmDevices/H9KLM2N3P4Q5/details",
+            "get-the-details-for-apple-mdm-enrolled-device.json",
+            &[],
+        ),
+        (
+            "/v1/mdmServers",
+            "get-mdm-servers.json",
+            &server_devices_extra,
+        ),
+        (
+            "/v1/mdmServers/1F97349736CF4614A94F624E705841AD",
+            "get-mdmserver-information.json",
+            &[],
+        ),
+        (
+            "/v1/mdmServers/1F97349736CF4614A94F624E705841AD/relationships/devices",
+            "get-all-device-ids-for-an-mdmserver.json",
+            &[],
+        ),
+        ("/v1/users", "get-users.json", &[]),
+        ("/v1/users/1234567890", "get-user-information.json", &[]),
+        ("/v1/userGroups", "get-user-groups.json", &[]),
+        (
+            "/v1/userGroups/UG123456",
+            "get-usergroup-information.json",
+            &[],
+        ),
+        (
+            "/v1/userGroups/UG123456/relationships/users",
+            "get-all-user-ids-for-a-user-group.json",
+            &[],
+        ),
+        (
+            "/v1/organizationalUnits",
+            "get-organizational-units.json",
+            &[],
+        ),
+        (
+            "/v1/organizationalUnits/OU789012",
+            "get-organizationalunit-information.json",
+            &[],
+        ),
+        (
+            "/v1/organizationalUnits/OU789012/relationships/users",
+            "get-all-user-ids-for-an-organizationalunit.json",
+            &[],
+        ),
+        ("/v1/apps", "get-apps.json", &[]),
+        ("/v1/apps/361309726", "get-app-information.json", &[]),
+        ("/v1/packages", "get-packages.json", &[]),
+        (
+            "/v1/packages/pkg-12345",
+            "get-package-information.json",
+            &[],
+        ),
+        ("/v1/blueprints", "get-blueprints.json", &[]),
+        (
+            "/v1/blueprints/blueprint-12345",
+            "get-blueprint-information.json",
+            &[],
+        ),
+        (
+            "/v1/blueprints/blueprint-12345?include=apps",
+            "get-blueprint-information.include-apps.json",
+            &[],
+        ),
+        (
+            "/v1/blueprints/blueprint-12345/relationships/apps",
+            "get-all-app-ids-for-a-blueprint.json",
+            &[],
+        ),
+        ("/v1/configurations", "get-configurations.json", &[]),
+        (
+            "/v1/configurations/config-12345",
+            "get-configuration-information.json",
+            &[],
+        ),
+        (
+            "/v1/auditEvents?filter[startTimestamp]=2000-01-01T00:00:00Z&filter[endTimestamp]=2100-01-01T00:00:00Z",
+            "get-audit-events.json",
+            &[],
+        ),
+        ("/v1/orgDevices?limit=1001", "error-400-parameter.json", &[]),
+        ("/v1/orgDevices/NOPE", "error-404-not-found.json", &[]),
+    ];
+    let mut problems = Vec::new();
+    for (path, name, allow) in gets {
+        let (_, ours) = api.get(path).await;
+        shape_diff(&ours, &fixture(name), name, allow, &mut problems);
+    }
+
+    let writes: Vec<(Method, &str, &str, &str, &[&str])> = vec![
+        (
+            Method::POST,
+            "/v1/mdmServers",
+            "create-an-mdmserver.request.json",
+            "create-an-mdmserver.json",
+            &[
+                "defaultProductFamilies",
+                "lastConnectedDateTime",
+                "lastConnectedIp",
+            ],
+        ),
+        (
+            Method::PATCH,
+            "/v1/mdmServers/2A87349736CF4614A94F624E705841BE",
+            "update-an-mdmserver.request.json",
+            "update-an-mdmserver.json",
+            &["lastConnectedDateTime", "lastConnectedIp"],
+        ),
+        (
+            Method::POST,
+            "/v1/blueprints",
+            "create-a-blueprint.request.json",
+            "create-a-blueprint.json",
+            &[],
+        ),
+        (
+            Method::PATCH,
+            "/v1/blueprints/blueprint-12345",
+            "update-a-blueprint.request.json",
+            "update-a-blueprint.json",
+            &[],
+        ),
+        (
+            Method::POST,
+            "/v1/configurations",
+            "create-a-configuration.request.json",
+            "create-a-configuration.json",
+            &[],
+        ),
+        (
+            Method::POST,
+            "/v1/orgDeviceActivities",
+            "create-an-orgdeviceactivity.request.assign.json",
+            "create-an-orgdeviceactivity.json",
+            &[],
+        ),
+    ];
+    let mut activity = None;
+    for (method, path, request, response, allow) in writes {
+        let mut body = fixture(request);
+        if request == "create-an-mdmserver.request.json" {
+            body["data"]["attributes"]["serverName"] = json!("Marketing Team MDM 2");
+        }
+        if request == "create-a-blueprint.request.json" {
+            // The example's user ids are not in the seed org and would be dropped, leaving no member.
+            body["data"]["relationships"]["users"]["data"][0]["id"] = json!("1234567890");
+        }
+        let (status, ours) = api.send(method, path, &body).await;
+        assert!(status == 200 || status == 201, "{path}: {status} {ours}");
+        shape_diff(&ours, &fixture(response), response, allow, &mut problems);
+        if path.ends_with("orgDeviceActivities") {
+            activity = ours["data"]["id"].as_str().map(String::from);
+        }
+    }
+    let done = poll_activity(&api, &activity.unwrap()).await;
+    shape_diff(
+        &done,
+        &fixture("get-orgdeviceactivity-information.json"),
+        "get-orgdeviceactivity-information.json",
+        &[],
+        &mut problems,
+    );
+
+    let (_, unauthorized) = {
+        let r = api
+            .http
+            .get(api.url("/v1/orgDevices"))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<Value>().await.unwrap())
+    };
+    shape_diff(
+        &unauthorized,
+        &fixture("error-401-unauthorized.json"),
+        "error-401-unauthorized.json",
+        &[],
+        &mut problems,
+    );
+    let (_, conflict) = api
+        .send(
+            Method::POST,
+            "/v1/orgDeviceActivities",
+            &assign_body(
+                "ASSIGN_DEVICES",
+                Some("1F97349736CF4614A94F624E705841AE"),
+                &["C39J8W1H3VG5".into()],
+            ),
+        )
+        .await;
+    shape_diff(
+        &conflict,
+        &fixture("error-409-conflict.json"),
+        "error-409-conflict.json",
+        &[],
+        &mut problems,
+    );
+    let mut bad_profile = fixture("create-a-configuration.request.json");
+    bad_profile["data"]["attributes"]["customSettingsValues"]["configurationProfile"] =
+        json!("<plist/>");
+    let (_, unprocessable) = api
+        .send(Method::POST, "/v1/configurations", &bad_profile)
+        .await;
+    shape_diff(
+        &unprocessable,
+        &fixture("error-422-unprocessable.json"),
+        "error-422-unprocessable.json",
+        &[],
+        &mut problems,
+    );
+
+    assert!(
+        problems.is_empty(),
+        "shape differences:\n{}",
+        problems.join("\n")
+    );
+}
