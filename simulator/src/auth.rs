@@ -116,7 +116,8 @@ pub(crate) fn token(shared: &Shared, raw_query: Option<&str>, body: &[u8]) -> Re
         }
         return r;
     }
-    let real = shared.behaviour.real(lifetime as f64);
+    // Token lifetimes are not time-scaled: a huge scale would make every token stale on arrival.
+    let real = std::time::Duration::from_secs(lifetime);
     let token = {
         use rand::RngCore;
         let mut b = [0u8; 32];
@@ -131,7 +132,6 @@ pub(crate) fn token(shared: &Shared, raw_query: Option<&str>, body: &[u8]) -> Re
         },
     );
     shared.stats().tokens_minted += 1;
-    // expires_in is in real seconds so clients refresh in time under a time scale.
     let expires_in = real.as_secs_f64().ceil().max(1.0) as u64;
     axum::Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": expires_in, "scope": scope })).into_response()
 }

@@ -1,7 +1,7 @@
 //! Configuration of a simulator: Apple-like behaviour knobs and fault injection.
 //!
-//! Every duration here is in *Apple seconds*: the time Apple would take. The
-//! simulator divides them by the time-scale factor (see [`Behaviour::time_scale`])
+//! Durations here are in *Apple seconds* (the time Apple would take) unless a
+//! field says otherwise. The simulator divides them by the time-scale factor (see [`Behaviour::time_scale`])
 //! so that hour-long budget windows or activity runs become testable in seconds.
 //! Faults are all off by default; they can be changed at run time through
 //! `POST /_sim/faults`, which takes this same [`FaultConfig`] as JSON.
@@ -13,15 +13,16 @@ use std::time::Duration;
 pub const APPLE_AUDIENCE: &str = "https://account.apple.com/auth/oauth2/v2/token";
 
 /// Apple-like behaviour that is not a fault: token lifetime, activity timing,
-/// assignment lag, limits. All durations are in Apple seconds.
+/// assignment lag, limits. Durations are in Apple seconds except the token lifetime.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Behaviour {
     /// Divides every Apple-like duration (budget windows, activity phases,
-    /// assignment lag, token lifetime, `Retry-After`). 1.0 = real time; 60.0 = a
+    /// assignment lag, activity retention, `Retry-After`); not token lifetimes. 1.0 = real time; 60.0 = a
     /// minute of Apple time passes in one real second. Must be > 0.
     pub time_scale: f64,
-    /// Lifetime of issued bearer tokens; Apple documents 3600 s.
+    /// Lifetime of issued bearer tokens in real seconds (not time-scaled; use
+    /// [`FaultConfig::token_lifetime_secs`] for short lifetimes); Apple documents 3600 s.
     pub token_lifetime_secs: u64,
     /// How long an activity stays in `IN_PROGRESS/SUBMITTED`, then
     /// `PROCESSING`, then `POST_PROCESSING` before it is `COMPLETED`.
@@ -123,7 +124,7 @@ pub struct FaultConfig {
     /// The next paged response to a request that carried a cursor returns that
     /// same cursor again as `nextCursor` (once; re-armed by `POST /_sim/faults`).
     pub echo_cursor_once: bool,
-    /// Overrides [`Behaviour::token_lifetime_secs`] (Apple seconds) for tokens
+    /// Overrides [`Behaviour::token_lifetime_secs`] (real seconds) for tokens
     /// minted from now on, to test expiry mid-run.
     pub token_lifetime_secs: Option<u64>,
     /// Seed of the fault RNG; the simulator seed when `None`.

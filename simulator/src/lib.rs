@@ -93,6 +93,9 @@ pub enum Error {
     /// A key could not be generated, encoded or parsed.
     #[error("key: {0}")]
     Key(String),
+    /// The builder was given an unusable setting.
+    #[error("config: {0}")]
+    Config(String),
 }
 
 /// API credentials registered with a simulator, as Apple Business hands them out.
@@ -184,6 +187,7 @@ impl Simulator {
             anchor: None,
             keys: Vec::new(),
             audiences: Vec::new(),
+            time_scale: None,
         }
     }
 }
@@ -201,6 +205,7 @@ pub struct SimulatorBuilder {
     anchor: Option<OffsetDateTime>,
     keys: Vec<(String, String, String)>,
     audiences: Vec<String>,
+    time_scale: Option<f64>,
 }
 
 impl SimulatorBuilder {
@@ -219,12 +224,13 @@ impl SimulatorBuilder {
         self.faults = faults;
         self
     }
-    /// Divides every Apple-like duration; see [`Behaviour::time_scale`].
+    /// Divides every Apple-like duration; see [`Behaviour::time_scale`]. Wins over
+    /// the scale inside [`SimulatorBuilder::behaviour`], whatever the call order.
     pub fn time_scale(mut self, scale: f64) -> Self {
-        self.behaviour.time_scale = scale;
+        self.time_scale = Some(scale);
         self
     }
-    /// Replaces all behaviour knobs (keeps a time scale set earlier only if `b` carries it).
+    /// Replaces all behaviour knobs.
     pub fn behaviour(mut self, b: Behaviour) -> Self {
         self.behaviour = b;
         self
@@ -277,6 +283,13 @@ impl SimulatorBuilder {
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
         let anchor = self.anchor.unwrap_or_else(default_anchor);
+        let mut behaviour = self.behaviour;
+        if let Some(scale) = self.time_scale {
+            behaviour.time_scale = scale;
+        }
+        if behaviour.time_scale.is_nan() || behaviour.time_scale <= 0.0 {
+            return Err(Error::Config("time scale must be > 0".into()));
+        }
         let (seed, devices, kind, builtin) = (self.seed, self.devices, self.kind, self.builtin_mdm);
         let org = match &self.dataset {
             Some(path) => {
@@ -315,7 +328,7 @@ impl SimulatorBuilder {
         }
         let shared = Arc::new(Shared {
             base_url: base_url.clone(),
-            behaviour: self.behaviour,
+            behaviour,
             org: RwLock::new(org),
             auth: Mutex::new(auth),
             faults: Mutex::new(FaultState::new(self.faults, seed)),

@@ -1599,3 +1599,54 @@ async fn documents_have_the_same_keys_as_the_fixtures() {
         problems.join("\n")
     );
 }
+
+#[tokio::test]
+async fn activities_older_than_the_retention_are_not_found() {
+    // One real second is 30 Apple days.
+    let api = start(
+        Simulator::builder()
+            .seed(31)
+            .devices(20)
+            .time_scale(30.0 * 86_400.0),
+    )
+    .await;
+    let serial = unassigned_serials(&api, 1).await.remove(0);
+    let (status, created) = api
+        .send(
+            Method::POST,
+            "/v1/orgDeviceActivities",
+            &assign_body("RELEASE_DEVICES", None, &[serial]),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let path = format!(
+        "/v1/orgDeviceActivities/{}",
+        created["data"]["id"].as_str().unwrap()
+    );
+    assert_eq!(api.get(&path).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, body) = api.get(&path).await;
+    assert_eq!(status, 404);
+    apple_error(&body, 404);
+}
+
+#[tokio::test]
+async fn reset_faults_cut_responses_and_latency_slows_them() {
+    let faults = FaultConfig {
+        reset_rate: 1.0,
+        ..FaultConfig::default()
+    };
+    let api = start(Simulator::builder().seed(32).devices(50).faults(faults)).await;
+    assert!(
+        api.get_url(&api.url("/v1/orgDevices")).await.is_err(),
+        "the body is cut off"
+    );
+    api.sim.set_faults(FaultConfig {
+        latency_ms: 150,
+        ..FaultConfig::default()
+    });
+    let t = std::time::Instant::now();
+    assert_eq!(api.get("/v1/mdmServers").await.0, 200);
+    assert!(t.elapsed() >= Duration::from_millis(150));
+    assert!(api.sim.stats().connections_reset >= 1);
+}
