@@ -112,6 +112,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .truncate(true)
         .mode(0o600)
         .open(&args.key_out)?;
+    // `mode` only applies when the file is created; tighten an existing file too.
+    std::fs::set_permissions(
+        &args.key_out,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
     file.write_all(creds.private_key_pem.as_bytes())?;
     let key_path = std::fs::canonicalize(&args.key_out)?;
     let mut out = std::io::stdout().lock();

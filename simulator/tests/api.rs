@@ -1650,3 +1650,85 @@ async fn reset_faults_cut_responses_and_latency_slows_them() {
     assert!(t.elapsed() >= Duration::from_millis(150));
     assert!(api.sim.stats().connections_reset >= 1);
 }
+
+#[tokio::test]
+async fn migration_deadline_activities_validate_the_deadline_and_mark_devices() {
+    let behaviour = Behaviour {
+        activity_phase_secs: [0.0, 0.0, 0.0],
+        assignment_lag_secs: 0.0,
+        ..Behaviour::default()
+    };
+    let api = start(
+        Simulator::builder()
+            .seed(33)
+            .devices(400)
+            .behaviour(behaviour),
+    )
+    .await;
+    let server = first_mdm_server(&api).await;
+    let mut capable = None;
+    let mut url = api.url("/v1/orgDevices?limit=1000");
+    while capable.is_none() {
+        let (_, page) = api.get_url(&url).await.unwrap();
+        capable = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| {
+                d["attributes"]["isMdmMigrationCapable"] == true
+                    && d["attributes"]["mdmMigrationStatus"].is_null()
+            })
+            .map(|d| d["id"].as_str().unwrap().to_string());
+        if capable.is_none() {
+            url = page["links"]["next"]
+                .as_str()
+                .expect("a migration-capable device exists")
+                .to_string();
+        }
+    }
+    let serial = capable.unwrap();
+    let body = |deadline: time::OffsetDateTime| {
+        let mut b = assign_body(
+            "ASSIGN_DEVICES_WITH_MDM_MIGRATION_DEADLINE",
+            Some(&server),
+            std::slice::from_ref(&serial),
+        );
+        let text = deadline
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        b["data"]["attributes"]["activityTypeMetadata"] =
+            json!({ "mdmMigrationDeadlineDateTime": text });
+        b
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let (status, err) = api
+        .send(
+            Method::POST,
+            "/v1/orgDeviceActivities",
+            &body(now + time::Duration::days(91)),
+        )
+        .await;
+    assert_eq!(status, 409, "more than 90 days ahead");
+    assert!(
+        apple_error(&err, 409)["source"]["pointer"]
+            .as_str()
+            .unwrap()
+            .ends_with("mdmMigrationDeadlineDateTime")
+    );
+    let (status, created) = api
+        .send(
+            Method::POST,
+            "/v1/orgDeviceActivities",
+            &body(now + time::Duration::days(30)),
+        )
+        .await;
+    assert_eq!(status, 201);
+    poll_activity(&api, created["data"]["id"].as_str().unwrap()).await;
+    let (_, device) = api.get(&format!("/v1/orgDevices/{serial}")).await;
+    assert_eq!(
+        device["data"]["attributes"]["mdmMigrationStatus"],
+        "REQUESTED"
+    );
+    assert!(device["data"]["attributes"]["mdmMigrationDeadlineDateTime"].is_string());
+    assert_eq!(device["data"]["attributes"]["status"], "ASSIGNED");
+}
