@@ -20,7 +20,7 @@
 //! # Routes
 //!
 //! * `POST /auth/oauth2/token`, `POST /auth/oauth2/v2/token` — client credentials with
-//!   an ES256 assertion (see [`auth`](crate::auth) notes in the source).
+//!   an ES256 assertion (checks listed in `src/auth.rs`).
 //! * `/v1/...` — every endpoint of SPEC §6, plus the undocumented `related` lists
 //!   (`/v1/mdmServers/{id}/devices`, `/v1/blueprints/{id}/{rel}`, `/v1/mdmDevices/{id}`).
 //! * `GET /blobstore/activity-logs/{id}/{file}?Expires=&Signature=` — the pre-signed
@@ -42,10 +42,38 @@
 //!   `{"op":"reassignDevices","serials":[..],"serverId":ID|null}`,
 //!   `{"op":"setAttributes","serials":[..],"attributes":{"color":"RED",..}}`
 //!   → `{"ok":true,"serials":[changed],"unknown":[not found or released]}`.
-//!   Each change bumps `updatedDateTime` and appends audit events.
+//!   Each change bumps `updatedDateTime`; all but `setAttributes` append audit events.
 //! * `GET /_sim/truth` — NDJSON stream: a summary line
 //!   `{"kind":"summary","devices":N,"servers":[{id,serverName,serverType,deviceCount}],..}`
 //!   then one line per device `{serialNumber,status,assignedServerId,released,productFamily,updatedDateTime}`.
+//!
+//! # Choices where Apple documents nothing (`[guess]`, also noted in the code)
+//!
+//! * Token endpoint errors are RFC 6749 JSON with HTTP 400 (`invalid_client`,
+//!   `invalid_request`, `invalid_scope`, `unsupported_grant_type`); mint limit → 429
+//!   `too_many_requests`. Token lifetimes are real seconds, never time-scaled.
+//! * Error codes follow App Store Connect: `PARAMETER_ERROR.INVALID`, `NOT_AUTHORIZED`,
+//!   `FORBIDDEN_ERROR`, `NOT_FOUND`, `ENTITY_ERROR.*` (409), `ENTITY_UNPROCESSABLE` (422),
+//!   `RATE_LIMIT_EXCEEDED`, `UNEXPECTED_ERROR`.
+//! * Unknown or repeated query parameters and unknown `fields[...]` names → 400.
+//! * Cursors encode a stable position; audit events are served oldest first.
+//! * Activities: `SUBMITTED → PROCESSING → POST_PROCESSING` over 2 + 5 + 3 Apple
+//!   seconds, then `COMPLETED_WITH_SUCCESS | _FAILURE (some rows failed) | _ERROR (all)`;
+//!   effects visible 30 Apple seconds after completion; at most 1000 devices (422 above);
+//!   unknown server → 409; deadline outside (now, now + 90 days] → 409.
+//! * Deleting a DMS with devices → 409 (SPEC hinted 400); the Apple Configurator and
+//!   built-in pseudo-servers cannot be changed (403); duplicate names → 409.
+//! * Blueprints need ≥ 1 app/configuration/package and ≥ 1 device/user/group on
+//!   create (422), names are 1..=255 characters and unique (409), PATCH
+//!   relationships replace the set, unknown ids are dropped.
+//! * Configurations: only `CUSTOM_SETTING` (other types → 409), profiles must be
+//!   well-formed plists with a non-empty `PayloadContent` (422), filenames end in
+//!   `.mobileconfig` (422), default platforms iOS + macOS, a configuration used by a
+//!   blueprint cannot be deleted (409).
+//! * An unassigned device's `assignedServer` is 404 and its linkage `data: null`;
+//!   released devices are only visible on the single-device GET.
+//! * Apple School Manager orgs answer 404 on Apple Business-only paths and 409 on
+//!   `RELEASE_DEVICES`.
 
 mod activities;
 mod auth;
