@@ -1732,3 +1732,61 @@ async fn migration_deadline_activities_validate_the_deadline_and_mark_devices() 
     assert!(device["data"]["attributes"]["mdmMigrationDeadlineDateTime"].is_string());
     assert_eq!(device["data"]["attributes"]["status"], "ASSIGNED");
 }
+
+#[tokio::test]
+async fn audit_events_require_a_valid_time_range_and_honour_filters() {
+    let api = start(Simulator::builder().seed(34).devices(300)).await;
+    let (status, body) = api
+        .get("/v1/auditEvents?filter[endTimestamp]=2100-01-01T00:00:00Z")
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        apple_error(&body, 400)["source"]["parameter"],
+        "filter[startTimestamp]"
+    );
+    let (status, _) = api.get("/v1/auditEvents?filter[startTimestamp]=2026-02-01T00:00:00Z&filter[endTimestamp]=2026-01-01T00:00:00Z").await;
+    assert_eq!(status, 400, "end before start");
+    let (status, _) = api.get("/v1/auditEvents?filter[startTimestamp]=yesterday&filter[endTimestamp]=2026-01-01T00:00:00Z").await;
+    assert_eq!(status, 400);
+    let range =
+        "filter[startTimestamp]=2000-01-01T00:00:00Z&filter[endTimestamp]=2100-01-01T00:00:00Z";
+    let (status, all) = api
+        .get(&format!("/v1/auditEvents?{range}&limit=1000"))
+        .await;
+    assert_eq!(status, 200);
+    let events = all["data"].as_array().unwrap();
+    assert!(
+        !events.is_empty(),
+        "the generator back-fills 90 days of history"
+    );
+    let times: Vec<&str> = events
+        .iter()
+        .map(|e| e["attributes"]["eventDateTime"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first");
+    let (_, typed) = api.get(&format!("/v1/auditEvents?{range}&filter[type]=ACCOUNT_ADDED&fields[auditEvents]=type,eventDataAccountAdded")).await;
+    for e in typed["data"].as_array().unwrap() {
+        assert_eq!(e["attributes"]["type"], "ACCOUNT_ADDED");
+        assert_eq!(e["attributes"].as_object().unwrap().len(), 2);
+    }
+    let stats = api.stats().await;
+    assert_eq!(stats["requests"]["GET /v1/auditEvents"]["400"], 3);
+    assert_eq!(stats["requests"]["GET /v1/auditEvents"]["200"], 2);
+}
+
+#[tokio::test]
+async fn apps_and_packages_are_forbidden_without_built_in_device_management() {
+    let api = start(
+        Simulator::builder()
+            .seed(35)
+            .devices(5)
+            .builtin_device_management(false),
+    )
+    .await;
+    for path in ["/v1/apps", "/v1/packages", "/v1/apps/361309726"] {
+        let (status, body) = api.get(path).await;
+        assert_eq!(status, 403, "{path}");
+        assert_eq!(apple_error(&body, 403)["code"], "FORBIDDEN_ERROR");
+    }
+    assert_eq!(api.get("/v1/mdmDevices").await.0, 200);
+}
