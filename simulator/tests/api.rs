@@ -1790,3 +1790,46 @@ async fn apps_and_packages_are_forbidden_without_built_in_device_management() {
     }
     assert_eq!(api.get("/v1/mdmDevices").await.0, 200);
 }
+
+#[tokio::test]
+async fn extra_client_keys_can_be_registered_and_shutdown_stops_serving() {
+    use p256::pkcs8::{EncodePublicKey, LineEnding};
+    let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    let pem = secret
+        .public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let client = "BUSINESSAPI.27478e71-3bb0-4588-998c-182e2b405577";
+    let sim = Simulator::builder()
+        .seed(36)
+        .devices(5)
+        .client_key(client, "kid-1", pem.clone())
+        .spawn()
+        .await
+        .unwrap();
+    sim.register_key(client, "kid-2", &pem).unwrap();
+    assert!(sim.register_key(client, "kid-3", "not a pem").is_err());
+    let key = p256::ecdsa::SigningKey::from(secret);
+    let http = reqwest::Client::new();
+    for kid in ["kid-1", "kid-2"] {
+        let t = now();
+        let jwt = sign(
+            &key,
+            &json!({ "alg": "ES256", "kid": kid }),
+            &json!({ "iss": client, "sub": client, "aud": sim.audience(), "iat": t, "exp": t + 60 }),
+        );
+        let mut f = form(&sim, &jwt, "business.api");
+        f[1].1 = client.to_string();
+        let r = http.post(sim.token_url()).form(&f).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{kid}");
+    }
+    let base = sim.base_url().to_string();
+    sim.shutdown().await;
+    assert!(
+        reqwest::Client::new()
+            .get(format!("{base}/_sim/stats"))
+            .send()
+            .await
+            .is_err()
+    );
+}
