@@ -12,7 +12,7 @@
 //! Per-device problems never fail the request: unknown serials, unassigning from
 //! a server the device is not on, or migration updates without a migration end
 //! up as `FAILED` rows in the CSV while the activity completes (SPEC quirk 13).
-//! [guess] `subStatus` is `COMPLETED_WITH_SUCCESS` when every row succeeded,
+//! \[guess\] `subStatus` is `COMPLETED_WITH_SUCCESS` when every row succeeded,
 //! `COMPLETED_WITH_ERROR` when none did, `COMPLETED_WITH_FAILURE` otherwise.
 
 use crate::jsonapi::{ApiError, ApiResult, created, ok};

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const MAX_ASSERTION_LIFETIME: i64 = 180 * 86_400;
-/// Clock skew tolerated on `iat` in the future. [guess]
+/// Clock skew tolerated on `iat` in the future. \[guess\]
 const IAT_SKEW: i64 = 300;
 
 fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {

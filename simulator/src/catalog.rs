@@ -2,7 +2,7 @@
 //! [`MODELS`] plus small indices for capacity and colour, so a device costs a
 //! few bytes instead of several heap strings.
 //!
-//! Weights are rough shares in a business fleet [guess]: about 38 % iPhone,
+//! Weights are rough shares in a business fleet \[guess\]: about 38 % iPhone,
 //! 30 % Mac, 23 % iPad, 4 % Apple TV, 4 % Watch, 1 % Vision.
 
 /// Whether a model carries a cellular modem (IMEI/MEID/EID).
@@ -436,7 +436,7 @@ pub(crate) fn family_fallback(family: &str) -> u16 {
         .unwrap_or(0) as u16
 }
 
-/// Names of generated device management services. [guess] realistic vendor-ish names.
+/// Names of generated device management services. \[guess\] realistic vendor-ish names.
 pub(crate) const SERVER_NAMES: &[&str] = &[
     "Production MDM",
     "Jamf Pro - HQ",

@@ -26,19 +26,19 @@ pub struct Behaviour {
     pub token_lifetime_secs: u64,
     /// How long an activity stays in `IN_PROGRESS/SUBMITTED`, then
     /// `PROCESSING`, then `POST_PROCESSING` before it is `COMPLETED`.
-    /// [guess] Apple reports "seconds to tens of seconds"; default 2 + 5 + 3 s.
+    /// \[guess\] Apple reports "seconds to tens of seconds"; default 2 + 5 + 3 s.
     pub activity_phase_secs: [f64; 3],
     /// Delay between an activity completing and its effect becoming visible on
-    /// `orgDevices` / `mdmServers` (status, assignedServer, device linkage). [guess] 30 s.
+    /// `orgDevices` / `mdmServers` (status, assignedServer, device linkage). \[guess\] 30 s.
     pub assignment_lag_secs: f64,
     /// Maximum number of devices in one `POST /v1/orgDeviceActivities`; more is
     /// rejected with 422 `ENTITY_UNPROCESSABLE` (pointer `/data/relationships/devices/data`).
-    /// [guess] Apple does not document a maximum; SPEC suggests 1000.
+    /// \[guess\] Apple does not document a maximum; SPEC suggests 1000.
     pub max_devices_per_activity: usize,
     /// Activities older than this are answered with 404. Apple documents 30 days.
     pub activity_retention_days: u32,
     /// How long the pre-signed `downloadUrl` of an activity log stays valid.
-    /// [guess] about 18 h, from Apple's example.
+    /// \[guess\] about 18 h, from Apple's example.
     pub download_url_lifetime_secs: u64,
 }
 

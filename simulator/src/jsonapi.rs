@@ -4,7 +4,7 @@
 //! Cursors are `base64url("<position>:<list tag>:<issued ms>")`. The position is
 //! a stable slot in the underlying collection (see `model`), so a cursor resumes
 //! exactly on any connection; the tag binds it to one list so a cursor from
-//! another list is a 400. [guess] Apple's cursors decode to colon-separated
+//! another list is a 400. \[guess\] Apple's cursors decode to colon-separated
 //! numbers too, but their meaning is unknown.
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -196,7 +196,7 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Rejects unknown and duplicated parameters and unknown field names. [guess]
+    /// Rejects unknown and duplicated parameters and unknown field names. \[guess\]
     /// Apple's JSON:API services answer both with 400 and `source.parameter`.
     pub(crate) fn check(&self, accepts: &Accepts<'_>) -> ApiResult<()> {
         let mut seen: Vec<&str> = Vec::new();

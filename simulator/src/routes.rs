@@ -1235,7 +1235,7 @@ async fn blueprint(ctx: Ctx, Path(id): Path<String>) -> ApiResult {
     Ok(ok(doc))
 }
 
-/// Validates a blueprint name. [guess] 1..=255 characters after trimming.
+/// Validates a blueprint name. \[guess\] 1..=255 characters after trimming.
 fn blueprint_name(v: &Value) -> ApiResult<String> {
     match v.as_str().map(str::trim) {
         Some(n) if !n.is_empty() && n.chars().count() <= 255 => Ok(n.to_string()),
@@ -1591,7 +1591,7 @@ async fn configuration(ctx: Ctx, Path(id): Path<String>) -> ApiResult {
     Ok(ctx.single(r, "configurations"))
 }
 
-/// Reads and validates the profile: raw XML, or base64 of it ([sdk] some clients send bytes).
+/// Reads and validates the profile: raw XML, or base64 of it (\[sdk\] some clients send bytes).
 fn profile(v: &Value) -> ApiResult<String> {
     let pointer = "/data/attributes/customSettingsValues/configurationProfile";
     let raw = v
