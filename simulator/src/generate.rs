@@ -71,6 +71,11 @@ fn pick_weighted(rng: &mut ChaCha8Rng, cumulative: &[u32]) -> usize {
     cumulative.partition_point(|&c| c <= x)
 }
 
+/// A moment between `min_days` and `max_days` before `now`, to the second.
+fn past(rng: &mut ChaCha8Rng, now: OffsetDateTime, min_days: i64, max_days: i64) -> OffsetDateTime {
+    now - time::Duration::seconds(rng.gen_range(min_days * DAY..max_days * DAY))
+}
+
 fn hex32(rng: &mut ChaCha8Rng) -> String {
     format!("{:016X}{:016X}", rng.r#gen::<u64>(), rng.r#gen::<u64>())
 }
@@ -224,7 +229,7 @@ pub(crate) fn generate(
     // Device management services.
     let n_mdm = (2 + devices / 20_000).min(8);
     for i in 0..n_mdm {
-        let created = now - time::Duration::days(rng.gen_range(200..900));
+        let created = past(&mut rng, now, 200, 900);
         let families: &[&str] = match i % 3 {
             0 => &["IPAD", "IPHONE", "MAC"],
             1 => &["MAC"],
@@ -307,7 +312,7 @@ pub(crate) fn generate(
     // Directory: OUs, users, groups.
     let n_ous = 5;
     for i in 0..n_ous {
-        let created = now - time::Duration::days(rng.gen_range(400..1500));
+        let created = past(&mut rng, now, 400, 1500);
         let name = if i == 0 {
             "Headquarters".to_string()
         } else {
@@ -337,7 +342,7 @@ pub(crate) fn generate(
         let last = catalog::LAST_NAMES[rng.gen_range(0..catalog::LAST_NAMES.len())];
         let dept = catalog::DEPARTMENTS[rng.gen_range(0..catalog::DEPARTMENTS.len())];
         let ou = rng.gen_range(0..n_ous);
-        let created = now - time::Duration::days(rng.gen_range(30..1500));
+        let created = past(&mut rng, now, 30, 1500);
         let status = match rng.gen_range(0..100) {
             0..85 => "ACTIVE",
             85..90 => "NEW",
@@ -406,7 +411,7 @@ pub(crate) fn generate(
         if members.is_empty() {
             members.push(org.users[i % org.users.len()].id.clone());
         }
-        let created = now - time::Duration::days(rng.gen_range(100..900));
+        let created = past(&mut rng, now, 100, 900);
         let mut a = Map::new();
         a.insert("ouId".into(), json!(org.ous[i % n_ous].id));
         a.insert(
@@ -468,7 +473,7 @@ pub(crate) fn generate(
     .iter()
     .enumerate()
     {
-        let created = now - time::Duration::days(rng.gen_range(30..600));
+        let created = past(&mut rng, now, 30, 600);
         let mut a = Map::new();
         a.insert("name".into(), json!(name));
         a.insert(
@@ -536,7 +541,7 @@ pub(crate) fn generate(
         ),
     ];
     for (i, (ty, name, platforms)) in configs.iter().enumerate() {
-        let created = now - time::Duration::days(rng.gen_range(30..600));
+        let created = past(&mut rng, now, 30, 600);
         let id = format!("config-{}", 12_345 + i * 111);
         let custom = (*ty == "CUSTOM_SETTING").then(|| {
             (
@@ -562,7 +567,7 @@ pub(crate) fn generate(
     .iter()
     .enumerate()
     {
-        let created = now - time::Duration::days(rng.gen_range(30..400));
+        let created = past(&mut rng, now, 30, 400);
         let devices_sample: Vec<String> = (0..devices.min(25))
             .map(|_| {
                 org.devices[rng.gen_range(0..devices)]
