@@ -109,13 +109,18 @@ pub struct FaultConfig {
     pub omit_retry_after: bool,
     /// Fraction (0..=1) of `/v1` requests answered with a 5xx (500, 502 or 503).
     pub error_rate: f64,
-    /// Added latency on every `/v1` and token request, in real milliseconds.
+    /// Added latency on every authenticated `/v1` request (served while it counts as in
+    /// flight) and on every token request, in real milliseconds.
     pub latency_ms: u64,
     /// Extra random latency in `0..=latency_jitter_ms` real milliseconds.
     pub latency_jitter_ms: u64,
     /// Fraction (0..=1) of successful `/v1` responses whose body is cut off
     /// mid-stream and whose connection is dropped.
     pub reset_rate: f64,
+    /// Requests of one client in flight beyond this number get their response
+    /// cut off mid-body, like Apple's edge resetting HTTP/2 streams when a client
+    /// fans out (AppleCare look-ups) with more than ~4 concurrent requests.
+    pub max_concurrent_requests: Option<u32>,
     /// Close the connection after this many collection pages were served on it
     /// (Apple's "~20 pages" quirk). See [`CloseMode`].
     pub close_connection_after_pages: Option<u32>,

@@ -1,4 +1,4 @@
-//! The request gate in front of every `/v1` route: added latency, bearer auth,
+//! The request gate in front of every `/v1` route: bearer auth, added latency,
 //! per-client budgets (429 + `Retry-After`), random 5xx, and connection faults
 //! (reset mid-body, close after N pages). Also records per-route statistics.
 //!
@@ -24,6 +24,40 @@ use time::OffsetDateTime;
 /// The client id of an authenticated `/v1` request (a request extension).
 #[derive(Debug, Clone)]
 pub(crate) struct ClientId(pub String);
+
+/// Counts a request as in flight for its client until dropped (also when the
+/// client disconnects and the handler future is cancelled).
+struct InFlight {
+    shared: Arc<Shared>,
+    client: String,
+}
+
+impl InFlight {
+    /// Enters and returns the guard plus the number in flight including this one.
+    fn enter(shared: &Arc<Shared>, client: &str) -> (Self, u32) {
+        let mut f = shared.faults();
+        let n = f.in_flight.entry(client.to_string()).or_default();
+        *n += 1;
+        let count = *n;
+        drop(f);
+        (
+            Self {
+                shared: shared.clone(),
+                client: client.to_string(),
+            },
+            count,
+        )
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut f = self.shared.faults();
+        if let Some(n) = f.in_flight.get_mut(&self.client) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
 
 /// Spends one unit of `budget` for `(client, bucket)`; returns `Some(retry_after_secs)`
 /// when the budget is exhausted in the current window.
@@ -133,9 +167,6 @@ pub(crate) async fn gate(
         };
         f.config.latency_ms + extra
     };
-    if latency > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
-    }
 
     let resp = 'resp: {
         let authz = req
@@ -176,9 +207,19 @@ pub(crate) async fn gate(
             shared.stats().injected_errors += 1;
             break 'resp ApiError::server_error(status).into_response();
         }
+        let (_in_flight, concurrent) = InFlight::enter(&shared, &client);
+        let over_concurrency = shared
+            .faults()
+            .config
+            .max_concurrent_requests
+            .is_some_and(|max| concurrent > max);
         req.extensions_mut().insert(ClientId(client));
+        // Latency is served while the request counts as in flight, so it widens fan-out overlap.
+        if latency > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+        }
         let resp = next.run(req).await;
-        if doomed {
+        if doomed || over_concurrency {
             shared.stats().connections_reset += 1;
             break 'resp truncated(resp).await;
         }

@@ -45,6 +45,8 @@ pub(crate) struct FaultState {
     pub pages_per_conn: HashMap<SocketAddr, u32>,
     /// Connections whose next response is aborted (close mode `Abort`).
     pub doomed: std::collections::HashSet<SocketAddr>,
+    /// Requests in flight per client id.
+    pub in_flight: HashMap<String, u32>,
 }
 
 impl FaultState {
@@ -57,6 +59,7 @@ impl FaultState {
             windows: HashMap::new(),
             pages_per_conn: HashMap::new(),
             doomed: Default::default(),
+            in_flight: HashMap::new(),
         }
     }
 }

@@ -1833,3 +1833,28 @@ async fn extra_client_keys_can_be_registered_and_shutdown_stops_serving() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn fan_out_beyond_the_concurrency_limit_gets_streams_reset() {
+    let faults = FaultConfig {
+        max_concurrent_requests: Some(2),
+        latency_ms: 200,
+        ..FaultConfig::default()
+    };
+    let api = start(Simulator::builder().seed(37).devices(20).faults(faults)).await;
+    let serials: Vec<String> = api
+        .truth()
+        .await
+        .iter()
+        .take(8)
+        .map(|d| d["serialNumber"].as_str().unwrap().to_string())
+        .collect();
+    let urls: Vec<String> = serials
+        .iter()
+        .map(|s| api.url(&format!("/v1/orgDevices/{s}/appleCareCoverage")))
+        .collect();
+    let results = futures::future::join_all(urls.iter().map(|u| api.get_url(u))).await;
+    let ok = results.iter().filter(|r| matches!(r, Ok((200, _)))).count();
+    assert!(ok >= 2 && ok < 8, "{ok} of 8 succeeded");
+    assert!(api.sim.stats().connections_reset >= 1);
+}
