@@ -21,6 +21,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
+/// Per-connection fault counters kept at most for this many connections.
+const MAX_TRACKED_CONNECTIONS: usize = 10_000;
+
 /// The client id of an authenticated `/v1` request (a request extension).
 #[derive(Debug, Clone)]
 pub(crate) struct ClientId(pub String);
@@ -234,6 +237,11 @@ pub(crate) async fn gate(
                 conn,
                 resp.extensions().get::<PageServed>().is_some(),
             ) {
+                // Closed connections never report back; cap the map instead of tracking closes.
+                if f.pages_per_conn.len() > MAX_TRACKED_CONNECTIONS {
+                    f.pages_per_conn.clear();
+                    f.doomed.clear();
+                }
                 let count = f.pages_per_conn.entry(c).or_default();
                 *count += 1;
                 if *count >= n.max(1) {
