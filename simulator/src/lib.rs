@@ -126,6 +126,9 @@ pub enum Error {
     Config(String),
 }
 
+/// Result of the simulator's fallible library calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 /// API credentials registered with a simulator, as Apple Business hands them out.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -301,13 +304,13 @@ impl SimulatorBuilder {
     }
 
     /// Binds `127.0.0.1:0` and serves.
-    pub async fn spawn(self) -> Result<RunningSimulator, Error> {
+    pub async fn spawn(self) -> Result<RunningSimulator> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         self.serve(listener).await
     }
 
     /// Serves on a listener the caller bound.
-    pub async fn serve(self, listener: TcpListener) -> Result<RunningSimulator, Error> {
+    pub async fn serve(self, listener: TcpListener) -> Result<RunningSimulator> {
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
         let anchor = self.anchor.unwrap_or_else(default_anchor);
@@ -390,7 +393,7 @@ impl SimulatorBuilder {
 
 use p256::pkcs8::DecodePrivateKey;
 
-fn make_credentials(seed: u64, kind: OrgKind) -> Result<Credentials, Error> {
+fn make_credentials(seed: u64, kind: OrgKind) -> Result<Credentials> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x00C0_FFEE);
     let mut uuid = || {
         let mut b = [0u8; 16];
@@ -477,12 +480,7 @@ impl RunningSimulator {
         *self.shared.faults() = FaultState::new(faults, self.shared.seed);
     }
     /// Registers an extra API key (SPKI public key PEM).
-    pub fn register_key(
-        &self,
-        client_id: &str,
-        key_id: &str,
-        public_key_pem: &str,
-    ) -> Result<(), Error> {
+    pub fn register_key(&self, client_id: &str, key_id: &str, public_key_pem: &str) -> Result<()> {
         let key = auth::parse_public_key(public_key_pem).map_err(Error::Key)?;
         self.shared
             .auth()
