@@ -236,8 +236,9 @@ pub(crate) struct Org {
     pub activities: HashMap<String, Activity>,
     /// Chronological (oldest first).
     pub audit: Vec<AuditEvent>,
-    /// Serials of devices per mdmDevices listing are derived from servers of type APPLE_MDM.
+    /// Ordinal of the next generated device (feeds the unique serial permutation).
     pub next_device_ordinal: u64,
+    /// Counter behind [`Org::next_id`].
     pub id_counter: u64,
     /// AppleCare coverage items given verbatim by a seed dataset, by device index.
     pub coverage_overrides: HashMap<u32, Vec<Value>>,

@@ -1330,12 +1330,18 @@ async fn documents_have_the_same_keys_as_the_fixtures() {
             .behaviour(behaviour),
     )
     .await;
-    api.http
+    // A generated device (not one whose attributes come verbatim from the dataset).
+    let added: Value = api
+        .http
         .post(api.url("/_sim/mutate"))
         .json(&json!({ "op": "addDevices", "count": 1 }))
         .send()
         .await
+        .unwrap()
+        .json()
+        .await
         .unwrap();
+    let generated = format!("/v1/orgDevices/{}", added["serials"][0].as_str().unwrap());
     let server_devices_extra: Vec<&str> = [SERVER_EXTRAS, &["links"]].concat();
     let device_extras = [
         "wifiMacAddress",
@@ -1353,6 +1359,7 @@ async fn documents_have_the_same_keys_as_the_fixtures() {
             "get-org-devices.json",
             &device_extras,
         ),
+        (&generated, "get-orgdevice-information.full.json", &[]),
         (
             "/v1/orgDevices/C39J8W1H3VG5",
             "get-orgdevice-information.full.json",
@@ -1512,6 +1519,13 @@ async fn documents_have_the_same_keys_as_the_fixtures() {
             &[],
         ),
         (
+            Method::PATCH,
+            "/v1/configurations/config-12345",
+            "update-a-configuration.request.json",
+            "update-a-configuration.json",
+            &[],
+        ),
+        (
             Method::POST,
             "/v1/orgDeviceActivities",
             "create-an-orgdeviceactivity.request.assign.json",
@@ -1524,6 +1538,11 @@ async fn documents_have_the_same_keys_as_the_fixtures() {
         let mut body = fixture(request);
         if request == "create-an-mdmserver.request.json" {
             body["data"]["attributes"]["serverName"] = json!("Marketing Team MDM 2");
+        }
+        if request == "update-a-configuration.request.json" {
+            // The example's profile is a truncated placeholder ("<?xml ...?>...").
+            body["data"]["attributes"]["customSettingsValues"]["configurationProfile"] =
+                json!(generated_profile());
         }
         if request == "create-a-blueprint.request.json" {
             // The example's user ids are not in the seed org and would be dropped, leaving no member.
@@ -1857,4 +1876,11 @@ async fn fan_out_beyond_the_concurrency_limit_gets_streams_reset() {
     let ok = results.iter().filter(|r| matches!(r, Ok((200, _)))).count();
     assert!((2..8).contains(&ok), "{ok} of 8 succeeded");
     assert!(api.sim.stats().connections_reset >= 1);
+}
+
+fn generated_profile() -> String {
+    fixture("create-a-configuration.request.json")["data"]["attributes"]["customSettingsValues"]["configurationProfile"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
