@@ -1884,3 +1884,74 @@ fn generated_profile() -> String {
         .unwrap()
         .to_string()
 }
+
+#[tokio::test]
+async fn generated_collections_have_the_same_keys_as_the_fixtures() {
+    let api = start(Simulator::builder().seed(38).devices(500)).await;
+    let server_extra: Vec<&str> = [SERVER_EXTRAS, &["links"]].concat();
+    let lists: Vec<(&str, &str, &[&str])> = vec![
+        ("/v1/mdmServers", "get-mdm-servers.json", &server_extra),
+        ("/v1/mdmDevices", "get-apple-mdm-enrolled-devices.json", &[]),
+        ("/v1/users", "get-users.json", &[]),
+        ("/v1/userGroups", "get-user-groups.json", &[]),
+        (
+            "/v1/organizationalUnits",
+            "get-organizational-units.json",
+            &[],
+        ),
+        ("/v1/apps", "get-apps.json", &[]),
+        ("/v1/packages", "get-packages.json", &[]),
+        ("/v1/blueprints", "get-blueprints.json", &[]),
+        ("/v1/configurations", "get-configurations.json", &[]),
+        (
+            "/v1/auditEvents?filter[startTimestamp]=2000-01-01T00:00:00Z&filter[endTimestamp]=2100-01-01T00:00:00Z",
+            "get-audit-events.json",
+            &["eventData*"],
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (path, name, allow) in lists {
+        let (status, ours) = api.get(path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            !ours["data"].as_array().unwrap().is_empty(),
+            "{path} is empty"
+        );
+        shape_diff(&ours, &fixture(name), name, allow, &mut problems);
+    }
+    let (_, list) = api.get("/v1/mdmDevices?limit=1").await;
+    let id = list["data"][0]["id"].as_str().unwrap();
+    let (_, details) = api.get(&format!("/v1/mdmDevices/{id}/details")).await;
+    shape_diff(
+        &details,
+        &fixture("get-the-details-for-apple-mdm-enrolled-device.json"),
+        "details",
+        &[],
+        &mut problems,
+    );
+    let (_, coverage) = api
+        .get(&format!("/v1/orgDevices/{id}/appleCareCoverage"))
+        .await;
+    shape_diff(
+        &coverage,
+        &fixture("get-all-applecare-coverage-for-an-orgdevice.json"),
+        "coverage",
+        &[],
+        &mut problems,
+    );
+    let (_, lock) = api
+        .get(&format!("/v1/orgDevices/{id}/activationLockStatus"))
+        .await;
+    shape_diff(
+        &lock,
+        &fixture("get-the-activation-lock-status-information-for-an-orgdevice.json"),
+        "lock",
+        &[],
+        &mut problems,
+    );
+    assert!(
+        problems.is_empty(),
+        "shape differences:\n{}",
+        problems.join("\n")
+    );
+}
