@@ -14,7 +14,7 @@ pub mod ssr;
 use leptos::prelude::*;
 use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 use crate::components::layout::Layout;
 use crate::components::theme::{ThemeContext, initial_theme};
@@ -59,7 +59,7 @@ pub fn App() -> impl IntoView {
             <Layout>
                 <ErrorBoundary fallback=|errors| view! { <ErrorPage errors/> }>
                     <Routes fallback=|| view! { <NotFoundPage/> }>
-                        <Route path=path!("/") view=HomePage/>
+                        <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
                         <Route path=path!("/devices") view=|| view! { <AreaPage path="/devices"/> }/>
                         <Route path=path!("/assign") view=|| view! { <AreaPage path="/assign"/> }/>
                         <Route

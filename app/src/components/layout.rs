@@ -3,7 +3,6 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::components::status::StatusLine;
 use crate::components::theme::ThemeSwitcher;
 
 /// One entry of the main navigation.
@@ -63,8 +62,5 @@ pub fn Layout(children: Children) -> impl IntoView {
                 {children()}
             </main>
         </div>
-        <footer class="footer">
-            <StatusLine/>
-        </footer>
     }
 }

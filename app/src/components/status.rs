@@ -1,26 +1,29 @@
-//! The status line: version and database of this instance, or why they are unknown.
+//! What this instance is: version and storage. A database that does not answer turns
+//! into an error for the surrounding error boundary (500 with an incident id).
 
 use leptos::prelude::*;
 
 use crate::api::get_system_status;
 
 #[component]
-pub fn StatusLine() -> impl IntoView {
+pub fn InstanceStatus() -> impl IntoView {
     let status = Resource::new(|| (), |_| get_system_status());
     view! {
-        <p class="status-line" data-testid="status-line">
-            <Suspense fallback=|| "Checking the server…">
-                {move || {
-                    status
-                        .get()
-                        .map(|result| match result {
-                            Ok(s) => {
-                                format!("Orchard {} · storage: {}", s.version, s.database)
-                            }
-                            Err(e) => format!("Server status unavailable: {e}"),
-                        })
-                }}
-            </Suspense>
-        </p>
+        <Suspense fallback=|| view! { <p class="status-line">"Checking the server…"</p> }>
+            {move || {
+                status
+                    .get()
+                    .map(|result| {
+                        result
+                            .map(|s| {
+                                view! {
+                                    <p class="status-line" data-testid="status-line">
+                                        {format!("Orchard {} · storage: {}", s.version, s.database)}
+                                    </p>
+                                }
+                            })
+                    })
+            }}
+        </Suspense>
     }
 }

@@ -5,6 +5,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 
 use crate::components::layout::NAV;
+use crate::components::status::InstanceStatus;
 use crate::pages::areas::AREAS;
 
 #[component]
@@ -36,5 +37,9 @@ pub fn HomePage() -> impl IntoView {
                 })
                 .collect_view()}
         </ul>
+        <section class="instance" aria-labelledby="instance-heading">
+            <h2 id="instance-heading">"This instance"</h2>
+            <InstanceStatus/>
+        </section>
     }
 }
