@@ -105,7 +105,9 @@ mod tests {
             AppError::Forbidden,
             AppError::NotFound { what: "x".into() },
             AppError::validation("f", "m"),
-            AppError::Conflict { message: "m".into() },
+            AppError::Conflict {
+                message: "m".into(),
+            },
             AppError::UpstreamUnavailable {
                 retry_after_secs: None,
             },
@@ -122,8 +124,6 @@ mod tests {
     }
 
     fn serde_json_lite(e: &AppError) -> String {
-        <JsonEncoding as leptos::server_fn::codec::Encodes<AppError>>::encode(e)
-            .map(|b| String::from_utf8(b.to_vec()).unwrap())
-            .unwrap()
+        String::from_utf8(e.ser().to_vec()).unwrap()
     }
 }

@@ -61,7 +61,9 @@ impl FromStr for Theme {
             "system" => Ok(Self::System),
             "light" => Ok(Self::Light),
             "dark" => Ok(Self::Dark),
-            other => Err(format!("`{other}` is not a theme: use system, light or dark")),
+            other => Err(format!(
+                "`{other}` is not a theme: use system, light or dark"
+            )),
         }
     }
 }

@@ -24,7 +24,7 @@ pub const CONFIG_PATH_ENV: &str = "ORCHARD_CONFIG";
 const ENV_SEPARATOR: &str = "__";
 
 /// The complete, validated configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -136,16 +136,6 @@ impl Default for SiteConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            database: DatabaseConfig::default(),
-            log: LogConfig::default(),
-            site: SiteConfig::default(),
-        }
-    }
-}
 
 /// Why the configuration could not be built. Each variant names the setting and its source.
 #[derive(Debug, thiserror::Error)]
@@ -198,10 +188,12 @@ impl Config {
                 path: path.to_owned(),
                 source,
             })?;
-            table = text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
-                path: path.to_owned(),
-                message: e.message().to_owned(),
-            })?;
+            table = text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::Syntax {
+                    path: path.to_owned(),
+                    message: e.message().to_owned(),
+                })?;
             collect_origins(&table, "", &format!("{}", path.display()), &mut origins);
         }
 
@@ -225,7 +217,10 @@ impl Config {
                 return Err(ConfigError::UnknownVariable { var });
             };
             section_table.insert(key.clone(), env_value(&value));
-            origins.insert(format!("{section}.{key}"), format!("environment variable {var}"));
+            origins.insert(
+                format!("{section}.{key}"),
+                format!("environment variable {var}"),
+            );
         }
 
         let config: Config = serde_path_to_error_free(table).map_err(|(setting, message)| {
@@ -375,10 +370,9 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_the_setting_and_the_variable_it_came_from() {
-        let err =
-            Config::from_sources(None, env(&[("ORCHARD_SERVER__LISTEN", "not an address")]))
-                .unwrap_err()
-                .to_string();
+        let err = Config::from_sources(None, env(&[("ORCHARD_SERVER__LISTEN", "not an address")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("server.listen"), "{err}");
         assert!(err.contains("ORCHARD_SERVER__LISTEN"), "{err}");
     }

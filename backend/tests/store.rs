@@ -19,15 +19,23 @@ struct TestDb {
 }
 
 enum Cleanup {
-    Sqlite(#[expect(dead_code, reason = "held so the folder lives as long as the test")] tempfile::TempDir),
-    Postgres { admin_url: String, database: String },
+    Sqlite(
+        #[expect(dead_code, reason = "held so the folder lives as long as the test")]
+        tempfile::TempDir,
+    ),
+    Postgres {
+        admin_url: String,
+        database: String,
+    },
 }
 
 impl TestDb {
     async fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
         let url = format!("sqlite://{}/nested/orchard.db", dir.path().display());
-        let store = store::connect(&database_config(url)).await.expect("sqlite store");
+        let store = store::connect(&database_config(url))
+            .await
+            .expect("sqlite store");
         Self {
             store,
             cleanup: Cleanup::Sqlite(dir),
@@ -49,7 +57,9 @@ impl TestDb {
             .expect("create a test database");
         admin.close().await;
         let url = replace_database(&admin_url, &database);
-        let store = store::connect(&database_config(url)).await.expect("postgres store");
+        let store = store::connect(&database_config(url))
+            .await
+            .expect("postgres store");
         Self {
             store,
             cleanup: Cleanup::Postgres {
@@ -67,10 +77,12 @@ impl TestDb {
         } = self.cleanup
         {
             let admin = sqlx::PgPool::connect(&admin_url).await.expect("reconnect");
-            sqlx::query(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
-                .execute(&admin)
-                .await
-                .expect("drop the test database");
+            sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+            ))
+            .execute(&admin)
+            .await
+            .expect("drop the test database");
             admin.close().await;
         }
     }
@@ -85,7 +97,9 @@ fn database_config(url: String) -> DatabaseConfig {
 
 /// `postgres://u@h:5432/test?x=y` → `postgres://u@h:5432/<database>?x=y`.
 fn replace_database(url: &str, database: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let path_start = base[scheme_end..]
         .find('/')

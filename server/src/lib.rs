@@ -87,7 +87,10 @@ pub fn build_app(state: AppState) -> Router {
             },
             move || shell(options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(
             {
                 let state = state.clone();
                 move || leptos::prelude::provide_context(state.clone())
@@ -107,7 +110,10 @@ pub fn build_app(state: AppState) -> Router {
         .with_state(state)
         .layer(axum::middleware::from_fn(security::headers))
         .layer(CompressionLayer::new())
-        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ))
 }
 
 /// The state shared by every request of an instance listening on `address`.
@@ -138,7 +144,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready"),
         Err(err) => {
-            tracing::warn!(error = &err as &dyn std::error::Error, "readiness check failed");
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "readiness check failed"
+            );
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
         }
     }

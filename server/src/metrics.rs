@@ -61,7 +61,9 @@ impl Metrics {
     pub fn render(&self) -> String {
         let inner = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
-        out.push_str("# HELP orchard_http_requests_total HTTP requests by method, route and status.\n");
+        out.push_str(
+            "# HELP orchard_http_requests_total HTTP requests by method, route and status.\n",
+        );
         out.push_str("# TYPE orchard_http_requests_total counter\n");
         for ((method, route, status), n) in &inner.requests {
             let _ = writeln!(
@@ -87,8 +89,16 @@ impl Metrics {
                 "orchard_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(out, "orchard_http_request_duration_seconds_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(out, "orchard_http_request_duration_seconds_count{{{labels}}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "orchard_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "orchard_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
         }
         out
     }
@@ -102,12 +112,17 @@ fn escape(label: &str) -> String {
 pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| route_for_unmatched(request.uri().path()), |m| m.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || route_for_unmatched(request.uri().path()),
+        |m| m.as_str().to_owned(),
+    );
     let response = next.run(request).await;
-    metrics.record(&method, &route, response.status().as_u16(), started.elapsed());
+    metrics.record(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 

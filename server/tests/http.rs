@@ -84,7 +84,10 @@ async fn pages_are_rendered_on_the_server_with_the_layout() {
     let response = app.get("/").await;
     assert_eq!(response.status(), StatusCode::OK);
     let html = response.text().await.unwrap();
-    assert!(html.contains(r#"<nav class="sidebar" aria-label="Main""#), "{html}");
+    assert!(
+        html.contains(r#"<nav class="sidebar" aria-label="Main""#),
+        "{html}"
+    );
     assert!(html.contains("Welcome to Orchard"));
     assert!(html.contains("storage: SQLite"));
     assert!(html.contains(r#"data-theme="system""#));
@@ -118,7 +121,10 @@ async fn pages_carry_security_headers_and_scripts_carry_the_csp_nonce() {
     let app = TestApp::spawn().await;
     let response = app.get("/devices").await;
     let headers = response.headers().clone();
-    let csp = headers[CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    let csp = headers[CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(csp.contains("'wasm-unsafe-eval'"), "{csp}");
     assert!(!csp.contains("'unsafe-inline'"), "{csp}");
@@ -183,7 +189,11 @@ async fn cross_site_mutations_are_refused() {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{header}: {value}");
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "{header}: {value}"
+        );
         assert!(response.headers().get(SET_COOKIE).is_none());
     }
 }
@@ -219,7 +229,10 @@ async fn an_invalid_theme_is_a_validation_error() {
         .unwrap();
     assert!(response.status().is_server_error() || response.status().is_client_error());
     let body = response.text().await.unwrap();
-    assert!(body.contains("validation") && body.contains("purple"), "{body}");
+    assert!(
+        body.contains("validation") && body.contains("purple"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

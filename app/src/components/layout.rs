@@ -13,14 +13,38 @@ pub struct NavItem {
 
 /// The main navigation, in the order people reach for it.
 pub const NAV: [NavItem; 8] = [
-    NavItem { href: "/devices", label: "Devices" },
-    NavItem { href: "/assign", label: "Assign" },
-    NavItem { href: "/blueprints", label: "Blueprints" },
-    NavItem { href: "/configurations", label: "Configurations" },
-    NavItem { href: "/directory", label: "Directory" },
-    NavItem { href: "/audit", label: "Audit" },
-    NavItem { href: "/fleet", label: "Fleet" },
-    NavItem { href: "/settings", label: "Settings" },
+    NavItem {
+        href: "/devices",
+        label: "Devices",
+    },
+    NavItem {
+        href: "/assign",
+        label: "Assign",
+    },
+    NavItem {
+        href: "/blueprints",
+        label: "Blueprints",
+    },
+    NavItem {
+        href: "/configurations",
+        label: "Configurations",
+    },
+    NavItem {
+        href: "/directory",
+        label: "Directory",
+    },
+    NavItem {
+        href: "/audit",
+        label: "Audit",
+    },
+    NavItem {
+        href: "/fleet",
+        label: "Fleet",
+    },
+    NavItem {
+        href: "/settings",
+        label: "Settings",
+    },
 ];
 
 #[component]
