@@ -71,7 +71,7 @@ clippy: tools-wasm
 # Tests run in release: the same build then serves the Playwright suite, and crypto,
 # decoding and large simulated organizations run at real speed.
 rust-tests:
-	@if (exec 3<>/dev/tcp/$(subst :, /,$(PG_HOST_PORT))) 2>/dev/null; then \
+	@if (exec 3<>/dev/tcp/$(subst :,/,$(PG_HOST_PORT))) 2>/dev/null; then \
 	  echo "PostgreSQL answers at $(PG_HOST_PORT): running the postgres:: storage tests"; \
 	  ORCHARD_TEST_POSTGRES_URL='$(ORCHARD_TEST_POSTGRES_URL)' \
 	    cargo test --locked --release $(SERVER_PKGS); \
