@@ -1,0 +1,2 @@
+//! Paging benchmark (placeholder).
+fn main() {}
