@@ -1119,3 +1119,43 @@ proptest! {
         run_paging_under_faults(seed, devices, limit, faults)?;
     }
 }
+
+#[tokio::test]
+async fn a_budget_at_the_simulators_rate_causes_no_429() {
+    // The simulator allows 5 GETs per Apple minute (one real second, a fixed window). The
+    // client's budget is 5 per 1.3 s: the same count, with a margin for the gap between the
+    // client's clock (when a request leaves) and the simulator's (when it arrives).
+    let sim = Simulator::builder()
+        .seed(110)
+        .devices(300)
+        .time_scale(60.0)
+        .spawn()
+        .await
+        .unwrap();
+    let key = PrivateKey::from_pem(&sim.credentials().private_key_pem).unwrap();
+    let budget = Arc::new(Budget::new(BudgetConfig {
+        reads: Rate {
+            count: 5,
+            per: Duration::from_millis(1300),
+        },
+        ..BudgetConfig::default()
+    }));
+    let client = Client::new(config(&sim), key, budget).unwrap();
+    // Mint the token before the limit starts, so its latency does not skew the first window.
+    client.test_connection().await.unwrap();
+    sim.set_faults(FaultConfig {
+        get_budget: Some(SimBudget {
+            requests: 5,
+            window_secs: 60.0,
+        }),
+        ..FaultConfig::default()
+    });
+    let (serials, resumes) = page_with_resume(&client, 25, 0).await;
+    assert_eq!(resumes, 0);
+    assert_exactly_once(&serials, &listed_serials(&sim).await);
+    assert_eq!(
+        sim.stats().rate_limited,
+        0,
+        "never more than `count` requests in any `per`"
+    );
+}
