@@ -1100,7 +1100,7 @@ proptest! {
     fn paging_under_random_faults_returns_every_device_exactly_once(
         seed in any::<u64>(),
         devices in 300usize..3000,
-        limit in prop::sample::select(vec![100u32, 250, 1000]),
+        limit in prop::sample::select(vec![50u32, 100, 250, 1000]),
         error_rate in 0.0f64..0.3,
         reset_rate in 0.0f64..0.3,
         close_after in prop::option::of(1u32..6),
@@ -1158,4 +1158,42 @@ async fn a_budget_at_the_simulators_rate_causes_no_429() {
         0,
         "never more than `count` requests in any `per`"
     );
+}
+
+#[tokio::test]
+async fn fan_out_stays_under_the_in_flight_cap() {
+    // The simulator cuts off responses beyond 4 concurrent requests of one client (Apple's edge
+    // resetting HTTP/2 streams); the client's budget allows 4 in flight, shared by all callers.
+    let sim = Simulator::builder()
+        .seed(111)
+        .devices(100)
+        .faults(FaultConfig {
+            max_concurrent_requests: Some(4),
+            latency_ms: 30,
+            ..FaultConfig::default()
+        })
+        .spawn()
+        .await
+        .unwrap();
+    let (client, rec) = client(&sim);
+    client.test_connection().await.unwrap();
+    let serials: Vec<SerialNumber> = listed_serials(&sim)
+        .await
+        .into_iter()
+        .take(24)
+        .map(SerialNumber::new)
+        .collect();
+    let lookups = serials.iter().map(|s| {
+        let client = client.clone();
+        async move {
+            org_devices::apple_care_coverage(s)
+                .collect_all(&client, 100)
+                .await
+        }
+    });
+    for r in futures::future::join_all(lookups).await {
+        r.unwrap();
+    }
+    assert_eq!(sim.stats().connections_reset, 0);
+    assert!(!rec.events().contains(&Event::Transport));
 }
