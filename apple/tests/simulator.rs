@@ -45,6 +45,7 @@ struct Recorder {
 enum Event {
     Status(u16),
     Transport,
+    TokenFailed,
     RateLimited(Option<Duration>),
     Retry(Duration),
     Token(bool),
@@ -63,6 +64,7 @@ impl Observer for Recorder {
     fn attempt(&self, event: &apple::AttemptEvent) {
         self.push(match event.outcome {
             apple::AttemptOutcome::Status(s) => Event::Status(s),
+            apple::AttemptOutcome::TokenError => Event::TokenFailed,
             _ => Event::Transport,
         });
     }
@@ -1196,4 +1198,122 @@ async fn fan_out_stays_under_the_in_flight_cap() {
     }
     assert_eq!(sim.stats().connections_reset, 0);
     assert!(!rec.events().contains(&Event::Transport));
+}
+
+#[tokio::test]
+async fn a_rate_limited_token_refresh_waits_for_retry_after() {
+    // Tokens live one second; one mint per two real seconds is allowed, so the refresh in the
+    // middle of the stream is answered 429 with a Retry-After.
+    let sim = Simulator::builder()
+        .seed(112)
+        .devices(600)
+        .time_scale(60.0)
+        .faults(FaultConfig {
+            token_lifetime_secs: Some(1),
+            token_budget: Some(SimBudget {
+                requests: 1,
+                window_secs: 120.0,
+            }),
+            latency_ms: 100,
+            ..FaultConfig::default()
+        })
+        .spawn()
+        .await
+        .unwrap();
+    let (client, rec) = client(&sim);
+    let (serials, resumes) = page_with_resume(&client, 20, 0).await;
+    assert_eq!(resumes, 0);
+    assert_exactly_once(&serials, &listed_serials(&sim).await);
+    let stats = sim.stats();
+    assert!(stats.rate_limited > 0, "{stats:?}");
+    assert!(stats.tokens_minted >= 2);
+    let events = rec.events();
+    let mut token_failures = 0;
+    for (i, e) in events.iter().enumerate() {
+        if *e == Event::TokenFailed {
+            token_failures += 1;
+            let delay = events[i + 1..].iter().find_map(|e| match e {
+                Event::Retry(d) => Some(*d),
+                _ => None,
+            });
+            // Retry-After is whole seconds, at least one.
+            assert!(delay >= Some(Duration::from_secs(1)), "{delay:?}");
+        }
+    }
+    assert!(token_failures > 0, "{events:?}");
+}
+
+#[tokio::test]
+async fn writes_are_sent_once_and_gets_exhaust_their_attempts() {
+    let sim = Simulator::builder()
+        .seed(113)
+        .devices(50)
+        .spawn()
+        .await
+        .unwrap();
+    let (client, _) = client(&sim);
+    let servers = mdm_servers::list().send(&client).await.unwrap().items;
+    let server = servers
+        .iter()
+        .find(|s| s.attributes.server_type == Some(mdm_servers::MdmServerType::Mdm))
+        .unwrap();
+    // A typed 422 for too many devices in one activity (SPEC: at most 1000).
+    let many: Vec<SerialNumber> = (0..1001)
+        .map(|i| SerialNumber::new(format!("XX{i:010}")))
+        .collect();
+    let err = activities::assign(&server.id, &many)
+        .send(&client)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Api { status: 422, .. }), "{err:?}");
+
+    sim.set_faults(FaultConfig {
+        error_rate: 1.0,
+        ..FaultConfig::default()
+    });
+    sim.reset_stats();
+    let serial = SerialNumber::new(listed_serials(&sim).await.pop_first().unwrap());
+    let err = activities::assign(&server.id, std::slice::from_ref(&serial))
+        .send(&client)
+        .await
+        .unwrap_err();
+    assert!(
+        err.status().is_some_and(|s| s >= 500),
+        "a 5xx on a write is returned: {err:?}"
+    );
+    let stats = sim.stats();
+    let posts: u64 = all_statuses(&stats, "POST /v1/orgDeviceActivities")
+        .values()
+        .sum();
+    assert_eq!(posts, 1, "a write is never re-sent");
+    assert!(stats.activities_per_serial.is_empty());
+
+    let err = org_devices::get(&serial).send(&client).await.unwrap_err();
+    assert!(err.status().is_some_and(|s| s >= 500), "{err:?}");
+    let gets: u64 = all_statuses(&sim.stats(), "GET /v1/orgDevices/{id}")
+        .values()
+        .sum();
+    assert_eq!(gets, u64::from(config(&sim).retry.max_attempts));
+}
+
+#[tokio::test]
+async fn a_school_org_through_the_school_client() {
+    let sim = Simulator::builder()
+        .seed(114)
+        .devices(120)
+        .school()
+        .spawn()
+        .await
+        .unwrap();
+    let creds = sim.credentials();
+    assert!(creds.client_id.starts_with("SCHOOLAPI."));
+    let mut cfg =
+        ClientConfig::apple_school(&creds.client_id, &creds.key_id).with_origin(sim.base_url());
+    cfg.retry = config(&sim).retry;
+    let client = client_with(&sim, cfg, Arc::new(Recorder::default()));
+    client.test_connection().await.unwrap();
+    let (serials, _) = page_with_resume(&client, 50, 0).await;
+    assert_exactly_once(&serials, &listed_serials(&sim).await);
+    let err = users::list().send(&client).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
 }
