@@ -17,7 +17,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use apple::resources::org_devices;
+use apple::model::CollectionDocument;
+use apple::resources::org_devices::{self, OrgDevice};
 use apple::{
     AttemptEvent, Budget, BudgetConfig, Client, ClientConfig, Observer, Priority, PrivateKey, Rate,
 };
@@ -141,6 +142,48 @@ async fn page_with_reqwest(
     panic!("more than 10 000 pages");
 }
 
+/// Pages kept in memory for the decode-only comparison.
+const DECODE_PAGES: usize = 20;
+
+/// Fetches the first [`DECODE_PAGES`] pages' bodies, to time decoding without the network.
+async fn fetch_bodies(
+    sim: &RunningSimulator,
+    http: &reqwest::Client,
+    token: &str,
+) -> Vec<bytes::Bytes> {
+    let mut bodies = Vec::new();
+    let mut cursor: Option<String> = None;
+    while bodies.len() < DECODE_PAGES {
+        let mut req = http
+            .get(format!("{}/v1/orgDevices", sim.base_url()))
+            .bearer_auth(token)
+            .query(&[("limit", "1000")]);
+        if let Some(c) = &cursor {
+            req = req.query(&[("cursor", c)]);
+        }
+        let body = req.send().await.expect("send").bytes().await.expect("body");
+        let v: Value = serde_json::from_slice(&body).expect("json");
+        bodies.push(body);
+        match v["meta"]["paging"]["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    bodies
+}
+
+/// Decodes every body `rounds` times; returns devices per second.
+fn decode_rate(bodies: &[bytes::Bytes], rounds: usize, decode: impl Fn(&[u8]) -> usize) -> f64 {
+    let started = Instant::now();
+    let mut n = 0;
+    for _ in 0..rounds {
+        for b in bodies {
+            n += decode(b);
+        }
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
 /// Records when each attempt finished and its status.
 #[derive(Default)]
 struct Timeline {
@@ -191,6 +234,26 @@ async fn throughput() {
         "    ratio client/baseline:        {:>10.2}",
         best_plain / best_client
     );
+    // Both runs above are bound by the simulator rendering pages; decoding alone, from memory:
+    let bodies = fetch_bodies(&sim, &http, &token).await;
+    let typed = decode_rate(&bodies, 3, |b| {
+        serde_json::from_slice::<CollectionDocument<OrgDevice>>(b)
+            .expect("typed decode")
+            .data
+            .len()
+    });
+    let plain = decode_rate(&bodies, 3, |b| {
+        serde_json::from_slice::<Value>(b).expect("value decode")["data"]
+            .as_array()
+            .map_or(0, Vec::len)
+    });
+    println!(
+        "    decode only (bodies in memory, {} pages x 3):",
+        bodies.len()
+    );
+    println!("      client types:               {typed:>10.0} devices/s");
+    println!("      serde_json::Value:          {plain:>10.0} devices/s");
+    println!("      ratio client/Value:         {:>10.2}", typed / plain);
     sim.shutdown().await;
 }
 
