@@ -692,7 +692,20 @@ async fn every_endpoint_family_through_the_client() {
         assert!(!after_remove.contains(&ids[0]), "{rel:?}");
         assert_eq!(after_remove.len(), now.len() - 1, "{rel:?}");
     }
-    // The configuration is still used by the blueprint (the remove above took one of one).
+    // A configuration used by a blueprint cannot be deleted (a typed 409) until the blueprint is.
+    blueprints::add_members(
+        &bp.id,
+        BlueprintRelationship::Configurations,
+        [cfg.id.as_str()],
+    )
+    .send(&client)
+    .await
+    .unwrap();
+    let err = configurations::delete(&cfg.id)
+        .send(&client)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Api { status: 409, .. }), "{err:?}");
     blueprints::delete(&bp.id).send(&client).await.unwrap();
     let err = blueprints::get(&bp.id).send(&client).await.unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
