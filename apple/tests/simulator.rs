@@ -45,6 +45,7 @@ struct Recorder {
 enum Event {
     Status(u16),
     Transport,
+    Timeout,
     TokenFailed,
     RateLimited(Option<Duration>),
     Retry(Duration),
@@ -65,6 +66,7 @@ impl Observer for Recorder {
         self.push(match event.outcome {
             apple::AttemptOutcome::Status(s) => Event::Status(s),
             apple::AttemptOutcome::TokenError => Event::TokenFailed,
+            apple::AttemptOutcome::Timeout => Event::Timeout,
             _ => Event::Transport,
         });
     }
@@ -1329,4 +1331,33 @@ async fn a_school_org_through_the_school_client() {
     assert_exactly_once(&serials, &listed_serials(&sim).await);
     let err = users::list().send(&client).await.unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_slow_simulator_times_out_each_attempt() {
+    let sim = Simulator::builder()
+        .seed(115)
+        .devices(20)
+        .spawn()
+        .await
+        .unwrap();
+    let mut cfg = config(&sim);
+    cfg.timeouts.attempt = Duration::from_millis(100);
+    cfg.retry.max_attempts = 2;
+    let rec = Arc::new(Recorder::default());
+    let client = client_with(&sim, cfg, rec.clone());
+    client.test_connection().await.unwrap();
+    // Latency is added after auth, so only API calls are slow.
+    sim.set_faults(FaultConfig {
+        latency_ms: 2_000,
+        ..FaultConfig::default()
+    });
+    let err = org_devices::list().send(&client).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    let timeouts = rec
+        .events()
+        .iter()
+        .filter(|e| **e == Event::Timeout)
+        .count();
+    assert_eq!(timeouts, 2, "both attempts timed out");
 }
