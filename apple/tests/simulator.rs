@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apple::activity_log;
 use apple::resources::activities::{self, ActivityStatus};
@@ -35,10 +35,10 @@ use simulator::{Budget as SimBudget, CloseMode, FaultConfig, RunningSimulator, S
 /// A serial the generator never produces (it is not in any simulated org).
 const NOT_IN_ORG: &str = "F2KZ3N4G5HD3";
 
-/// Everything the client reported, in order.
+/// Everything the client reported, in order, with when it was reported.
 #[derive(Default)]
 struct Recorder {
-    events: Mutex<Vec<Event>>,
+    events: Mutex<Vec<(Instant, Event)>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,10 +54,13 @@ enum Event {
 
 impl Recorder {
     fn events(&self) -> Vec<Event> {
+        self.timed().into_iter().map(|(_, e)| e).collect()
+    }
+    fn timed(&self) -> Vec<(Instant, Event)> {
         self.events.lock().unwrap().clone()
     }
     fn push(&self, e: Event) {
-        self.events.lock().unwrap().push(e);
+        self.events.lock().unwrap().push((Instant::now(), e));
     }
 }
 
@@ -849,20 +852,22 @@ async fn token_expiring_mid_stream_is_refreshed_without_an_error() {
     assert_eq!(refreshes, stats.tokens_minted);
 }
 
-/// Checks that every retry after a 429 waited at least what the 429 asked for, or, without
-/// `Retry-After`, the full backoff; returns how many 429s the client saw.
-fn assert_retry_after_respected(events: &[Event], cfg: &RetryConfig) -> usize {
+/// Checks that every retry after a 429 was scheduled at least as far out as the 429 asked for
+/// (or, without `Retry-After`, the full backoff), and that the next attempt really came no
+/// earlier (its event is recorded when it finished, so the gap is a lower bound on the wait).
+/// Returns how many 429s the client saw.
+fn assert_retry_after_respected(events: &[(Instant, Event)], cfg: &RetryConfig) -> usize {
     let mut seen = 0;
     let mut attempt = 0u32;
-    for (i, e) in events.iter().enumerate() {
+    for (i, (at, e)) in events.iter().enumerate() {
         match e {
-            Event::Status(s) if *s != 429 => attempt = 0,
             Event::Status(429) => attempt += 1,
+            Event::Status(_) => attempt = 0,
             Event::RateLimited(ra) => {
                 seen += 1;
                 let delay = events[i + 1..]
                     .iter()
-                    .find_map(|e| match e {
+                    .find_map(|(_, e)| match e {
                         Event::Retry(d) => Some(*d),
                         _ => None,
                     })
@@ -872,6 +877,15 @@ fn assert_retry_after_respected(events: &[Event], cfg: &RetryConfig) -> usize {
                     None => apple::retry::backoff(cfg, attempt, &FixedJitter(1.0)),
                 };
                 assert!(delay >= floor, "retried after {delay:?}, asked {floor:?}");
+                let next = events[i + 1..]
+                    .iter()
+                    .find_map(|(t, e)| matches!(e, Event::Status(_)).then_some(*t))
+                    .expect("the retry was sent");
+                assert!(
+                    next - *at >= floor,
+                    "next attempt after {:?}, asked {floor:?}",
+                    next - *at
+                );
             }
             _ => {}
         }
@@ -900,8 +914,8 @@ async fn rate_limits_with_retry_after_are_never_undercut() {
     let (serials, resumes) = page_with_resume(&client, 25, 0).await;
     assert_eq!(resumes, 0);
     assert_exactly_once(&serials, &listed_serials(&sim).await);
+    let seen = assert_retry_after_respected(&rec.timed(), &config(&sim).retry);
     let events = rec.events();
-    let seen = assert_retry_after_respected(&events, &config(&sim).retry);
     let stats = sim.stats();
     assert!(seen > 0, "12 pages at 5 per window must hit the budget");
     assert_eq!(seen as u64, stats.rate_limited);
@@ -938,9 +952,8 @@ async fn rate_limits_without_retry_after_back_off_until_the_window_passes() {
     let (serials, resumes) = page_with_resume(&client, 25, 0).await;
     assert_eq!(resumes, 0);
     assert_exactly_once(&serials, &listed_serials(&sim).await);
-    let events = rec.events();
-    assert!(events.contains(&Event::RateLimited(None)));
-    let seen = assert_retry_after_respected(&events, &cfg.retry);
+    assert!(rec.events().contains(&Event::RateLimited(None)));
+    let seen = assert_retry_after_respected(&rec.timed(), &cfg.retry);
     assert_eq!(seen as u64, sim.stats().rate_limited);
 }
 
