@@ -19,6 +19,7 @@ use apple::resources::blueprints::{
 };
 use apple::resources::configurations::{self, ConfigurationFields, CustomSettingsValues};
 use apple::resources::mdm_servers::{self, MdmServerCertificate, MdmServerPatch, NewMdmServer};
+use apple::resources::org_devices::MdmMigrationStatus;
 use apple::resources::{
     apps, mdm_devices, org_devices, organizational_units, packages, user_groups, users,
 };
@@ -697,6 +698,40 @@ async fn every_endpoint_family_through_the_client() {
         assert!(!after_remove.contains(&ids[0]), "{rel:?}");
         assert_eq!(after_remove.len(), now.len() - 1, "{rel:?}");
     }
+    // `include` brings the members back as typed resources.
+    let with = blueprints::get(&bp.id)
+        .include(&BlueprintRelationship::ALL)
+        .send(&client)
+        .await
+        .unwrap();
+    let kinds: BTreeSet<&str> = with
+        .included
+        .iter()
+        .map(|i| match i {
+            apple::model::Included::App(_) => "apps",
+            apple::model::Included::Package(_) => "packages",
+            apple::model::Included::OrgDevice(_) => "orgDevices",
+            apple::model::Included::User(_) => "users",
+            apple::model::Included::Configuration(_) => "configurations",
+            apple::model::Included::UserGroup(_) => "userGroups",
+            apple::model::Included::MdmServer(_) => "mdmServers",
+            apple::model::Included::Other(v) => panic!("undecoded include {v}"),
+        })
+        .collect();
+    // Each relationship kept all but the first member it was given.
+    let want: BTreeSet<&str> = BlueprintRelationship::ALL
+        .into_iter()
+        .filter(|r| member_of(*r).len() > 1)
+        .map(|r| r.as_str())
+        .collect();
+    assert_eq!(kinds, want);
+    let listed = blueprints::list()
+        .include(&[BlueprintRelationship::Apps])
+        .include_limit(BlueprintRelationship::Apps, 1)
+        .send(&client)
+        .await
+        .unwrap();
+    assert!(listed.items.iter().any(|b| b.id == bp.id));
     // A configuration used by a blueprint cannot be deleted (a typed 409) until the blueprint is.
     blueprints::add_members(
         &bp.id,
@@ -1373,4 +1408,99 @@ async fn a_slow_simulator_times_out_each_attempt() {
         .filter(|e| **e == Event::Timeout)
         .count();
     assert_eq!(timeouts, 2, "both attempts timed out");
+}
+
+#[tokio::test]
+async fn migration_deadline_activities_through_the_client() {
+    let sim = Simulator::builder()
+        .seed(116)
+        .devices(400)
+        .time_scale(500.0)
+        .spawn()
+        .await
+        .unwrap();
+    let (client, _) = client(&sim);
+    let server = mdm_servers::list()
+        .send(&client)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|s| s.attributes.server_type == Some(mdm_servers::MdmServerType::Mdm))
+        .unwrap();
+    let capable = org_devices::list()
+        .limit(1000)
+        .collect_all(&client, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| {
+            d.attributes.is_mdm_migration_capable == Some(true)
+                && d.attributes.mdm_migration_status.is_none()
+        })
+        .expect("a migration-capable device");
+    let serials = [capable.id.clone()];
+    let now = time::OffsetDateTime::now_utc();
+    let err = activities::assign_with_migration_deadline(
+        &server.id,
+        &serials,
+        now + time::Duration::days(91),
+    )
+    .send(&client)
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Api { status: 409, .. }), "{err:?}");
+    let run = |req: activities::CreateActivity| {
+        let client = client.clone();
+        async move {
+            let a = req.send(&client).await.unwrap().data;
+            let done = activities::wait_until_done(
+                &client,
+                &a.id,
+                Duration::from_millis(10),
+                Duration::from_secs(30),
+                Priority::Interactive,
+            )
+            .await
+            .unwrap();
+            assert_eq!(done.attributes.status, Some(ActivityStatus::Completed));
+        }
+    };
+    run(activities::assign_with_migration_deadline(
+        &server.id,
+        &serials,
+        now + time::Duration::days(30),
+    ))
+    .await;
+    // Effects show after the (scaled) assignment lag: poll the device, bounded.
+    let deadline_becomes = |want: Option<i64>| {
+        let (client, serial) = (&client, &capable.id);
+        async move {
+            for _ in 0..400 {
+                let d = org_devices::get(serial).send(client).await.unwrap().data;
+                let got = d
+                    .attributes
+                    .mdm_migration_deadline_date_time
+                    .map(|t| t.unix_timestamp());
+                if got == want {
+                    return d;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the migration deadline never became {want:?}");
+        }
+    };
+    let assigned = deadline_becomes(Some((now + time::Duration::days(30)).unix_timestamp())).await;
+    assert_eq!(
+        assigned.attributes.mdm_migration_status,
+        Some(MdmMigrationStatus::Requested)
+    );
+    run(activities::update_migration_deadline(
+        &serials,
+        now + time::Duration::days(10),
+    ))
+    .await;
+    deadline_becomes(Some((now + time::Duration::days(10)).unix_timestamp())).await;
+    run(activities::cancel_migration(&serials)).await;
+    deadline_becomes(None).await;
 }
