@@ -1265,8 +1265,8 @@ async fn fan_out_stays_under_the_in_flight_cap() {
 
 #[tokio::test]
 async fn a_rate_limited_token_refresh_waits_for_retry_after() {
-    // Tokens live one second; one mint per two real seconds is allowed, so the refresh in the
-    // middle of the stream is answered 429 with a Retry-After.
+    // Tokens live one second; one mint per two real seconds is allowed, so refreshes are
+    // answered 429 with a Retry-After, and once the token has expired the client must wait.
     let sim = Simulator::builder()
         .seed(112)
         .devices(600)
@@ -1503,4 +1503,46 @@ async fn migration_deadline_activities_through_the_client() {
     deadline_becomes(Some((now + time::Duration::days(10)).unix_timestamp())).await;
     run(activities::cancel_migration(&serials)).await;
     deadline_becomes(None).await;
+}
+
+#[tokio::test]
+async fn a_failed_early_refresh_keeps_using_the_valid_token() {
+    // Tokens live 4 s and are refreshed early (at half-life here); the token endpoint allows
+    // one mint per 20 real seconds, so the early refresh is answered 429. The current token is
+    // still valid for two more seconds, which is enough for the rest of the stream.
+    let sim = Simulator::builder()
+        .seed(117)
+        .devices(600)
+        .time_scale(60.0)
+        .faults(FaultConfig {
+            token_lifetime_secs: Some(4),
+            token_budget: Some(SimBudget {
+                requests: 1,
+                window_secs: 1200.0,
+            }),
+            latency_ms: 100,
+            ..FaultConfig::default()
+        })
+        .spawn()
+        .await
+        .unwrap();
+    let (client, rec) = client(&sim);
+    // 30 pages at ≥ 100 ms: the stream outlives the refresh point but not the token.
+    let started = Instant::now();
+    let (serials, resumes) = page_with_resume(&client, 20, 0).await;
+    assert_eq!(resumes, 0);
+    assert_exactly_once(&serials, &listed_serials(&sim).await);
+    let stats = sim.stats();
+    assert_eq!(stats.tokens_minted, 1);
+    if started.elapsed() < Duration::from_millis(3500) {
+        // Only meaningful if the stream ended before the token expired (a very busy machine
+        // could stretch it; then waiting for a new token is right).
+        assert!(stats.rate_limited >= 1, "the early refresh was tried");
+        let events = rec.events();
+        assert!(!events.contains(&Event::TokenFailed), "{events:?}");
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Retry(_))),
+            "{events:?}"
+        );
+    }
 }
