@@ -1269,7 +1269,7 @@ async fn a_rate_limited_token_refresh_waits_for_retry_after() {
     // answered 429 with a Retry-After, and once the token has expired the client must wait.
     let sim = Simulator::builder()
         .seed(112)
-        .devices(600)
+        .devices(300)
         .time_scale(60.0)
         .faults(FaultConfig {
             token_lifetime_secs: Some(1),
