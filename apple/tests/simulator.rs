@@ -1507,15 +1507,15 @@ async fn migration_deadline_activities_through_the_client() {
 
 #[tokio::test]
 async fn a_failed_early_refresh_keeps_using_the_valid_token() {
-    // Tokens live 4 s and are refreshed early (at half-life here); the token endpoint allows
+    // Tokens live 6 s and are refreshed early (at half-life here); the token endpoint allows
     // one mint per 20 real seconds, so the early refresh is answered 429. The current token is
-    // still valid for two more seconds, which is enough for the rest of the stream.
+    // still valid for three more seconds, which is enough for the rest of the stream.
     let sim = Simulator::builder()
         .seed(117)
-        .devices(600)
+        .devices(800)
         .time_scale(60.0)
         .faults(FaultConfig {
-            token_lifetime_secs: Some(4),
+            token_lifetime_secs: Some(6),
             token_budget: Some(SimBudget {
                 requests: 1,
                 window_secs: 1200.0,
@@ -1527,16 +1527,16 @@ async fn a_failed_early_refresh_keeps_using_the_valid_token() {
         .await
         .unwrap();
     let (client, rec) = client(&sim);
-    // 30 pages at ≥ 100 ms: the stream outlives the refresh point but not the token.
+    // 40 pages at ≥ 100 ms: the stream outlives the refresh point (3 s) but not the token.
     let started = Instant::now();
     let (serials, resumes) = page_with_resume(&client, 20, 0).await;
     assert_eq!(resumes, 0);
     assert_exactly_once(&serials, &listed_serials(&sim).await);
     let stats = sim.stats();
-    assert_eq!(stats.tokens_minted, 1);
-    if started.elapsed() < Duration::from_millis(3500) {
+    if started.elapsed() < Duration::from_millis(5500) {
         // Only meaningful if the stream ended before the token expired (a very busy machine
         // could stretch it; then waiting for a new token is right).
+        assert_eq!(stats.tokens_minted, 1);
         assert!(stats.rate_limited >= 1, "the early refresh was tried");
         let events = rec.events();
         assert!(!events.contains(&Event::TokenFailed), "{events:?}");
