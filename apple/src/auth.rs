@@ -596,6 +596,61 @@ pub(crate) mod tests {
         );
     }
 
+    fn cached(name: &str, refresh_in: Duration, expires_in: Duration) -> CachedToken {
+        let now = Instant::now();
+        CachedToken {
+            token: AccessToken::new(name.to_owned()),
+            refresh_at: now + refresh_in,
+            expires_at: now + expires_in,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_early_refresh_serves_the_valid_token_then_asks_again_after_retry_after() {
+        let cache = TokenCache::default();
+        let secs = Duration::from_secs;
+        let t = cache
+            .get(async || Ok(cached("one", secs(30), secs(60))))
+            .await
+            .unwrap();
+        assert_eq!(t.expose(), "one");
+        tokio::time::advance(secs(31)).await;
+        let limited = || async {
+            Err(TokenError::RateLimited {
+                retry_after: Some(secs(10)),
+            })
+        };
+        // Due for refresh, the refresh is limited: the old token is still good.
+        let t = cache.get(limited).await.unwrap();
+        assert_eq!(t.expose(), "one");
+        // Quiet for Retry-After: no fetch at all.
+        let t = cache
+            .get(async || panic!("asked the token endpoint while quiet"))
+            .await
+            .unwrap();
+        assert_eq!(t.expose(), "one");
+        tokio::time::advance(secs(11)).await;
+        let t = cache
+            .get(async || Ok(cached("two", secs(30), secs(60))))
+            .await
+            .unwrap();
+        assert_eq!(t.expose(), "two");
+        // A permanent failure is never hidden, and an expired token is never served.
+        tokio::time::advance(secs(31)).await;
+        let rejected = cache
+            .get(async || {
+                Err(TokenError::Rejected {
+                    status: 400,
+                    error: "invalid_client".to_owned(),
+                    description: None,
+                })
+            })
+            .await;
+        assert!(rejected.is_err());
+        tokio::time::advance(secs(30)).await;
+        assert!(cache.get(limited).await.is_err());
+    }
+
     #[test]
     fn secrets_never_print() {
         let key = test_key();
