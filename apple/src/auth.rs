@@ -236,12 +236,18 @@ pub fn build_assertion(
     Ok(jwt)
 }
 
-/// A token with the monotonic instant it stops being used.
+/// A token with the monotonic instants it should be refreshed at and it expires at.
 #[derive(Clone)]
 pub(crate) struct CachedToken {
     pub token: AccessToken,
     pub refresh_at: Instant,
+    /// `expires_in` counted from before the token request was sent, so slightly early.
+    pub expires_at: Instant,
 }
+
+/// How long a still-valid token is used without asking again after an early refresh failed
+/// transiently and the token endpoint sent no `Retry-After`.
+const REFRESH_QUIET: Duration = Duration::from_secs(5);
 
 /// Single-flight token cache. One per [`crate::Client`].
 #[derive(Default)]
@@ -254,9 +260,20 @@ struct Slot {
     token: Option<CachedToken>,
     /// When the last fetch failed, and whether that failure was transient.
     failed: Option<(Instant, bool)>,
+    /// After an early refresh failed transiently, the cached (still valid) token is used
+    /// until this instant before the token endpoint is asked again.
+    quiet_until: Option<Instant>,
 }
 
 impl Slot {
+    /// The cached token if it has not expired yet (it may be due for a refresh).
+    fn still_valid(&self, now: Instant) -> Option<AccessToken> {
+        self.token
+            .as_ref()
+            .filter(|c| now < c.expires_at)
+            .map(|c| c.token.clone())
+    }
+
     /// Callers that queued behind a fetch that failed share its failure instead of each
     /// hitting the token endpoint again (its limit is per client id, SPEC §2.6).
     fn failed_since(&self, asked: Instant) -> Option<TokenError> {
@@ -275,6 +292,7 @@ impl Slot {
                 let token = fresh.token.clone();
                 self.token = Some(fresh);
                 self.failed = None;
+                self.quiet_until = None;
                 Ok(token)
             }
             Err(e) => {
@@ -309,15 +327,40 @@ impl TokenCache {
     ) -> Result<AccessToken, TokenError> {
         let asked = Instant::now();
         let mut slot = self.slot.lock().await;
+        let now = Instant::now();
         if let Some(c) = slot.token.as_ref()
-            && Instant::now() < c.refresh_at
+            && now < c.refresh_at
         {
             return Ok(c.token.clone());
         }
-        if let Some(e) = slot.failed_since(asked) {
-            return Err(e);
+        // Refreshing early must not fail early: while a failed refresh is quiet, or when a
+        // concurrent caller's refresh just failed, a token that has not expired is still good.
+        if slot.quiet_until.is_some_and(|q| now < q)
+            && let Some(t) = slot.still_valid(now)
+        {
+            return Ok(t);
         }
-        slot.refill(fetch).await
+        if let Some(e) = slot.failed_since(asked) {
+            return slot.still_valid(now).ok_or(e);
+        }
+        match slot.refill(fetch).await {
+            Err(e) if e.is_transient() => {
+                let now = Instant::now();
+                let Some(t) = slot.still_valid(now) else {
+                    return Err(e);
+                };
+                let quiet = match &e {
+                    TokenError::RateLimited {
+                        retry_after: Some(d),
+                    } => *d,
+                    _ => REFRESH_QUIET,
+                };
+                slot.quiet_until = Some(now + quiet);
+                tracing::warn!(error = %e, "early token refresh failed; using the current token until it expires");
+                Ok(t)
+            }
+            r => r,
+        }
     }
 
     /// After a 401 with `rejected`: refresh unless someone already replaced that token.
@@ -396,6 +439,7 @@ pub(crate) async fn fetch_token(
         return Ok(CachedToken {
             token: AccessToken::new(parsed.access_token),
             refresh_at: started + refresh_in,
+            expires_at: started + ttl,
         });
     }
     if status.as_u16() == 429 {
@@ -550,6 +594,61 @@ pub(crate) mod tests {
             PrivateKey::from_pem(&pem).unwrap_err(),
             KeyError::NotP256("P-384".to_owned())
         );
+    }
+
+    fn cached(name: &str, refresh_in: Duration, expires_in: Duration) -> CachedToken {
+        let now = Instant::now();
+        CachedToken {
+            token: AccessToken::new(name.to_owned()),
+            refresh_at: now + refresh_in,
+            expires_at: now + expires_in,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_early_refresh_serves_the_valid_token_then_asks_again_after_retry_after() {
+        let cache = TokenCache::default();
+        let secs = Duration::from_secs;
+        let t = cache
+            .get(async || Ok(cached("one", secs(30), secs(60))))
+            .await
+            .unwrap();
+        assert_eq!(t.expose(), "one");
+        tokio::time::advance(secs(31)).await;
+        let limited = || async {
+            Err(TokenError::RateLimited {
+                retry_after: Some(secs(10)),
+            })
+        };
+        // Due for refresh, the refresh is limited: the old token is still good.
+        let t = cache.get(limited).await.unwrap();
+        assert_eq!(t.expose(), "one");
+        // Quiet for Retry-After: no fetch at all.
+        let t = cache
+            .get(async || panic!("asked the token endpoint while quiet"))
+            .await
+            .unwrap();
+        assert_eq!(t.expose(), "one");
+        tokio::time::advance(secs(11)).await;
+        let t = cache
+            .get(async || Ok(cached("two", secs(30), secs(60))))
+            .await
+            .unwrap();
+        assert_eq!(t.expose(), "two");
+        // A permanent failure is never hidden, and an expired token is never served.
+        tokio::time::advance(secs(31)).await;
+        let rejected = cache
+            .get(async || {
+                Err(TokenError::Rejected {
+                    status: 400,
+                    error: "invalid_client".to_owned(),
+                    description: None,
+                })
+            })
+            .await;
+        assert!(rejected.is_err());
+        tokio::time::advance(secs(30)).await;
+        assert!(cache.get(limited).await.is_err());
     }
 
     #[test]

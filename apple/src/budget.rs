@@ -1,7 +1,9 @@
 //! Request budget of one API account: a shared limiter so that Orchard itself never causes a 429.
 //!
-//! Design: two token buckets, one for reads (GET) and one for writes (POST/PATCH/DELETE), each
-//! holding up to `count` permits and refilling `count` per `per`. Callers queue by priority:
+//! Design: two sliding-window limiters, one for reads (GET) and one for writes
+//! (POST/PATCH/DELETE), each granting at most `count` permits in any interval of length `per`
+//! (bursts up to `count`; a token bucket would allow twice that in its first period, see
+//! `Bucket`). Callers queue by priority:
 //! only the oldest waiter of the highest non-empty priority may take a permit, so
 //! `Interactive` requests jump ahead of `Background` ones without starving order within a
 //! class. A 429 that arrives anyway closes both buckets until its `Retry-After` has passed.
@@ -47,7 +49,10 @@ impl RequestClass {
     }
 }
 
-/// `count` requests per `per`, with bursts up to `count`.
+/// `count` requests per `per`, with bursts up to `count`: never more than `count` in any
+/// interval of length `per`. Against a server that counts in fixed windows of the same length,
+/// leave a small margin in `per` (the client times a request when it leaves, the server when it
+/// arrives).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
     /// Permits per period; also the burst size.
@@ -111,39 +116,56 @@ pub struct BudgetStatus {
     pub held_for: Option<Duration>,
 }
 
+/// A sliding-window limiter: at most `count` grants in any interval of length `per`.
+///
+/// A token bucket that starts full and refills `count` per `per` would let `2 * count - 1`
+/// requests through in the first `per` (the burst plus the refill), which a fixed-window limiter
+/// like Apple's (and the simulator's) answers with 429s. Remembering the grant times of the last
+/// window instead keeps bursts of up to `count` and the long-run rate, without ever exceeding
+/// `count` in any window. Memory is one `Instant` per request granted in the last `per`.
 struct Bucket {
-    capacity: f64,
-    tokens: f64,
-    per_sec: f64,
-    last: Instant,
+    count: usize,
+    per: Duration,
+    /// Grant times within the last `per`, oldest first; at most `count`.
+    granted: VecDeque<Instant>,
     queues: [VecDeque<u64>; 2],
 }
 
 impl Bucket {
-    fn new(rate: Rate, now: Instant) -> Self {
-        let capacity = f64::from(rate.count.max(1));
+    fn new(rate: Rate) -> Self {
         Self {
-            capacity,
-            tokens: capacity,
-            per_sec: capacity / rate.per.as_secs_f64().max(1e-9),
-            last: now,
+            count: rate.count.max(1) as usize,
+            per: rate.per,
+            granted: VecDeque::new(),
             queues: [VecDeque::new(), VecDeque::new()],
         }
     }
 
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + dt * self.per_sec).min(self.capacity);
-        self.last = now;
+    /// Forgets grants that left the window ending at `now`.
+    fn expire(&mut self, now: Instant) {
+        while self
+            .granted
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.per)
+        {
+            self.granted.pop_front();
+        }
+    }
+
+    fn available(&self) -> usize {
+        self.count.saturating_sub(self.granted.len())
     }
 
     fn head(&self) -> Option<(usize, u64)> {
         (0..2).find_map(|p| self.queues[p].front().map(|t| (p, *t)))
     }
 
-    fn until_one(&self) -> Duration {
-        Duration::from_secs_f64(((1.0 - self.tokens) / self.per_sec).max(0.0))
-            + Duration::from_micros(1)
+    /// How long until the oldest grant leaves the window (call after `expire`).
+    fn until_one(&self, now: Instant) -> Duration {
+        match self.granted.front() {
+            Some(t) => (*t + self.per).saturating_duration_since(now) + Duration::from_micros(1),
+            None => Duration::ZERO,
+        }
     }
 }
 
@@ -193,13 +215,9 @@ fn prio_index(p: Priority) -> usize {
 impl Budget {
     /// A budget with `config`, full buckets.
     pub fn new(config: BudgetConfig) -> Self {
-        let now = Instant::now();
         Self {
             state: Mutex::new(State {
-                buckets: [
-                    Bucket::new(config.reads, now),
-                    Bucket::new(config.writes, now),
-                ],
+                buckets: [Bucket::new(config.reads), Bucket::new(config.writes)],
                 hold_until: None,
                 next_ticket: 0,
             }),
@@ -255,19 +273,19 @@ impl Budget {
                 let now = Instant::now();
                 let held = st.hold_until.filter(|h| *h > now);
                 let bucket = &mut st.buckets[ci];
-                bucket.refill(now);
+                bucket.expire(now);
                 if let Some(h) = held {
                     Some(h - now)
                 } else if bucket.head() == Some((pi, ticket)) {
-                    if bucket.tokens >= 1.0 {
-                        bucket.tokens -= 1.0;
+                    if bucket.available() > 0 {
+                        bucket.granted.push_back(now);
                         bucket.queues[pi].pop_front();
                         guard.taken = true;
                         drop(st);
                         self.notify.notify_waiters();
                         return started.elapsed();
                     }
-                    Some(bucket.until_one())
+                    Some(bucket.until_one(now))
                 } else {
                     None
                 }
@@ -300,15 +318,15 @@ impl Budget {
         let now = Instant::now();
         let held_for = st.hold_until.filter(|h| *h > now).map(|h| h - now);
         for b in &mut st.buckets {
-            b.refill(now);
+            b.expire(now);
         }
         let [r, w] = &st.buckets;
         BudgetStatus {
             reads_waiting_interactive: r.queues[0].len(),
             reads_waiting_background: r.queues[1].len(),
             writes_waiting: w.queues[0].len() + w.queues[1].len(),
-            read_permits: r.tokens,
-            write_permits: w.tokens,
+            read_permits: r.available() as f64,
+            write_permits: w.available() as f64,
             held_for,
         }
     }
@@ -353,7 +371,41 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn bursts_up_to_count_then_paces_at_the_rate() {
+    async fn bursts_up_to_count_then_never_more_than_count_in_any_period() {
+        let b = budget(Rate::per_minute(20));
+        let start = Instant::now();
+        // Ten at once, then one every 3 s: a paced caller after a burst.
+        for _ in 0..10 {
+            b.acquire(RequestClass::Read, Priority::Background).await;
+        }
+        let mut granted = vec![Duration::ZERO; 10];
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for _ in 0..40 {
+            b.acquire(RequestClass::Read, Priority::Background).await;
+            granted.push(start.elapsed());
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        // The old token bucket let 10 + 20 through in the first minute (and 39 after a full
+        // burst); a fixed-window server counting 20 per minute answers that with 429s.
+        for (i, t) in granted.iter().enumerate() {
+            let in_window = granted[i..]
+                .iter()
+                .take_while(|u| **u < *t + Duration::from_secs(60))
+                .count();
+            assert!(
+                in_window <= 20,
+                "{in_window} grants in the minute from {t:?}"
+            );
+        }
+        // The long-run rate is still 20 per minute: 50 grants within three minutes.
+        assert!(
+            *granted.last().unwrap() < Duration::from_secs(180),
+            "{granted:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_burst_waits_a_whole_period_for_the_next_permit() {
         let b = budget(Rate::per_minute(20));
         for _ in 0..20 {
             assert_eq!(
@@ -361,15 +413,10 @@ mod tests {
                 Duration::ZERO
             );
         }
-        let start = Instant::now();
-        for _ in 0..3 {
-            b.acquire(RequestClass::Read, Priority::Background).await;
-        }
-        // 3 more permits at one per 3 s.
-        let took = start.elapsed();
+        let waited = b.acquire(RequestClass::Read, Priority::Background).await;
         assert!(
-            took >= Duration::from_secs(9) && took < Duration::from_millis(9100),
-            "{took:?}"
+            waited >= Duration::from_secs(60) && waited < Duration::from_millis(60_100),
+            "{waited:?}"
         );
     }
 
