@@ -136,7 +136,6 @@ impl Default for SiteConfig {
     }
 }
 
-
 /// Why the configuration could not be built. Each variant names the setting and its source.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
