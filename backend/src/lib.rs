@@ -2,9 +2,13 @@
 //! organizations today; the credential vault, identity, the device mirror and the
 //! bulk-assignment job runner build on these.
 
+pub mod accounts;
+pub mod audit;
 pub mod config;
+pub mod demo;
 pub mod orgs;
 pub mod store;
+pub mod vault;
 
 pub use config::Config;
 pub use store::{Store, StoreError};
