@@ -1,6 +1,7 @@
-//! Orchard's server-side domain, free of Leptos and HTTP: configuration, storage and
-//! organizations today; the credential vault, identity, the device mirror and the
-//! bulk-assignment job runner build on these.
+//! Orchard's server-side domain, free of Leptos and HTTP: configuration, storage,
+//! organizations, the credential vault ([`vault`]), Apple API accounts ([`accounts`]),
+//! Orchard's own audit log ([`audit`]) and demo mode ([`demo`]); identity, the device mirror
+//! and the bulk-assignment job runner build on these.
 
 pub mod accounts;
 pub mod audit;

@@ -76,6 +76,8 @@ pub enum VaultError {
     Decrypt,
     #[error("the vault's storage failed")]
     Store(#[from] crate::store::StoreError),
+    #[error("cannot record the key rotation in the audit log")]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// The key-encryption key. Zeroized on drop, redacted in `Debug`, never `Serialize`.
@@ -378,6 +380,14 @@ pub async fn rotate_master_key(store: &dyn Store, old: &Vault, new: &Vault) -> R
     };
     let count = store.reseal_all(SEALED_COLUMNS, &reseal).await?;
     tracing::info!(count, "re-encrypted vault values under the new master key");
+    crate::audit::append(
+        store,
+        &crate::audit::Actor::system(),
+        crate::audit::AuditAction::MasterKeyRotated,
+        "vault",
+        serde_json::json!({ "values": count }),
+    )
+    .await?;
     Ok(count)
 }
 

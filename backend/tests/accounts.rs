@@ -675,6 +675,20 @@ async fn master_key_rotation_re_encrypts_every_value(ctx: &Ctx) {
         .await
         .unwrap();
     assert_eq!(count, 4, "three keys and the key check");
+    let rotations = audit::list(
+        &*ctx.store,
+        &AuditFilter {
+            action: Some("vault.rotate_master_key".into()),
+            ..AuditFilter::default()
+        },
+        AuditPage {
+            before: None,
+            limit: 10,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(rotations.len(), 1);
     for id in ids {
         let record = ctx.store.api_account(id).await.unwrap();
         let aad = vault::api_account_key_aad(&id.to_string());
