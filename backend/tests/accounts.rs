@@ -418,6 +418,15 @@ async fn a_canary_key_appears_in_no_stored_byte_debug_output_or_error(ctx: &Ctx)
         c.assert_absent_from_bytes("the SQLite file after checkpoint", &bytes);
     } else {
         assert_eq!(ctx.kind(), DatabaseKind::Postgres);
+        for table in ["api_accounts", "audit_log", "vault_meta"] {
+            let dump = ctx.postgres_table_text(table).await;
+            c.assert_absent_from_text(&format!("PostgreSQL table {table}"), &dump);
+        }
+        assert!(
+            ctx.postgres_table_text("api_accounts")
+                .await
+                .contains("\\x")
+        );
     }
 }
 

@@ -53,6 +53,23 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// Every row of `table` as PostgreSQL's text form (bytea as hex), concatenated.
+    pub async fn postgres_table_text(&self, table: &str) -> String {
+        let pool = sqlx::PgPool::connect(&self.url)
+            .await
+            .expect("raw postgres");
+        let text: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT string_agg(CAST(t AS TEXT), '') FROM {table} t"
+        ))
+        .fetch_one(&pool)
+        .await
+        .expect("dump table");
+        pool.close().await;
+        text.unwrap_or_default()
+    }
+}
+
 /// A throw-away database for one test.
 pub struct TestDb {
     ctx: Ctx,
