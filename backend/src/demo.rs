@@ -137,6 +137,14 @@ pub async fn start_demo(
         } else if view.name == DEMO_ACCOUNT_NAME {
             // Credentials from another seed: they no longer work.
             store.delete_api_account(view.id).await?;
+            audit::append(
+                store,
+                &actor,
+                AuditAction::ApiAccountDeleted,
+                &format!("api_account:{}", view.id),
+                serde_json::json!({ "reason": "demo seed changed" }),
+            )
+            .await?;
         }
     }
     let account = match account {
