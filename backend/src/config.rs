@@ -14,10 +14,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
 /// Prefix of every environment variable Orchard reads.
 pub const ENV_PREFIX: &str = "ORCHARD_";
+/// Short alias of `ORCHARD_VAULT__MASTER_KEY`.
+pub const MASTER_KEY_ENV: &str = "ORCHARD_MASTER_KEY";
 /// Environment variable naming the TOML file; when unset, `orchard.toml` is read if present.
 pub const CONFIG_PATH_ENV: &str = "ORCHARD_CONFIG";
 /// Separator between section and key in environment variable names.
@@ -31,6 +34,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub log: LogConfig,
     pub site: SiteConfig,
+    pub vault: VaultConfig,
+    pub demo: DemoConfig,
 }
 
 /// `[server]`: how Orchard listens.
@@ -84,6 +89,78 @@ pub struct SiteConfig {
     /// Folder holding the built site (`pkg/` inside it). Default `target/site`, where
     /// `make build` puts it. Env: `ORCHARD_SITE__ROOT`.
     pub root: PathBuf,
+}
+
+/// `[vault]`: the key-encryption key of the credential vault (see `crate::vault`).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaultConfig {
+    /// The master key: exactly 64 hex characters (32 random bytes, e.g. `openssl rand -hex 32`);
+    /// shorter or constant keys are refused at start. When set, the key file is not used.
+    /// Default: unset. Env: `ORCHARD_VAULT__MASTER_KEY` (or `ORCHARD_MASTER_KEY`). Never printed.
+    pub master_key: Option<SecretString>,
+    /// Key file used when `master_key` is unset: created on first run with 32 random bytes
+    /// (hex) and mode 0600. Back it up: without it the stored keys cannot be decrypted.
+    /// Default `data/master.key`. Env: `ORCHARD_VAULT__KEY_FILE`.
+    pub key_file: PathBuf,
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        Self {
+            master_key: None,
+            key_file: PathBuf::from("data/master.key"),
+        }
+    }
+}
+
+impl fmt::Debug for VaultConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultConfig")
+            .field("master_key", &self.master_key.as_ref().map(|_| "***"))
+            .field("key_file", &self.key_file)
+            .finish()
+    }
+}
+
+impl PartialEq for VaultConfig {
+    fn eq(&self, other: &Self) -> bool {
+        let key = |c: &Self| c.master_key.as_ref().map(|k| k.expose_secret().to_owned());
+        key(self) == key(other) && self.key_file == other.key_file
+    }
+}
+
+/// `[demo]`: an in-process simulator serving a generated "Demo organization".
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// `auto` (default): run the demo while no other organization has an API account;
+    /// `on`: always; `off`: never. Env: `ORCHARD_DEMO__ENABLED`.
+    pub enabled: DemoMode,
+    /// Devices generated in the demo organization. Default 5000. Env: `ORCHARD_DEMO__DEVICES`.
+    pub devices: usize,
+    /// Seed of the generated organization and of its API credentials; the same seed gives the
+    /// same devices and the same key. Default 1. Env: `ORCHARD_DEMO__SEED`.
+    pub seed: u64,
+}
+
+/// When the demo organization runs.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DemoMode {
+    Auto,
+    On,
+    Off,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            enabled: DemoMode::Auto,
+            devices: 5000,
+            seed: 1,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -205,7 +282,8 @@ impl Config {
             }
             // Settings always have a section; other ORCHARD_ variables (such as the test
             // suite's ORCHARD_TEST_POSTGRES_URL) belong to other tools.
-            let Some((section, key)) = rest.split_once(ENV_SEPARATOR) else {
+            let alias = (var == MASTER_KEY_ENV).then_some("VAULT__MASTER_KEY");
+            let Some((section, key)) = alias.unwrap_or(rest).split_once(ENV_SEPARATOR) else {
                 continue;
             };
             let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
@@ -215,7 +293,13 @@ impl Config {
             let toml::Value::Table(section_table) = entry else {
                 return Err(ConfigError::UnknownVariable { var });
             };
-            section_table.insert(key.clone(), env_value(&value));
+            // The master key stays a string even when it happens to be all digits.
+            let parsed = if alias.is_some() || (section == "vault" && key == "master_key") {
+                toml::Value::String(value)
+            } else {
+                env_value(&value)
+            };
+            section_table.insert(key.clone(), parsed);
             origins.insert(
                 format!("{section}.{key}"),
                 format!("environment variable {var}"),
@@ -255,6 +339,11 @@ impl Config {
                 "database.max_connections",
                 "must be at least 1".to_owned(),
             ));
+        }
+        if let Some(key) = &self.vault.master_key
+            && let Err(e) = crate::vault::MasterKey::from_hex(key.expose_secret())
+        {
+            return Err(invalid("vault.master_key", e.to_string()));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(invalid("log.filter", e.to_string()));
@@ -425,6 +514,63 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("log.filter"), "{err}");
+    }
+
+    #[test]
+    fn a_weak_or_malformed_master_key_is_refused_naming_the_variable() {
+        for bad in ["abc", &"00".repeat(32), &"g".repeat(64)] {
+            let err = Config::from_sources(None, env(&[("ORCHARD_VAULT__MASTER_KEY", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("vault.master_key"), "{err}");
+            assert!(err.contains("ORCHARD_VAULT__MASTER_KEY"), "{err}");
+        }
+        let err = Config::from_sources(None, env(&[("ORCHARD_MASTER_KEY", "1234")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("vault.master_key"), "{err}");
+        assert!(err.contains("ORCHARD_MASTER_KEY"), "{err}");
+    }
+
+    #[test]
+    fn the_master_key_is_read_from_either_variable_and_never_printed() {
+        let key = "0123456789abcdef".repeat(4);
+        for var in ["ORCHARD_VAULT__MASTER_KEY", "ORCHARD_MASTER_KEY"] {
+            let config = Config::from_sources(None, env(&[(var, &key)])).unwrap();
+            assert_eq!(
+                config
+                    .vault
+                    .master_key
+                    .as_ref()
+                    .map(|k| k.expose_secret().to_owned()),
+                Some(key.clone())
+            );
+            assert!(!format!("{config:?}").contains(&key));
+        }
+        let digits = "1".repeat(63) + "2";
+        let config =
+            Config::from_sources(None, env(&[("ORCHARD_VAULT__MASTER_KEY", &digits)])).unwrap();
+        assert!(config.vault.master_key.is_some());
+    }
+
+    #[test]
+    fn demo_and_vault_settings_have_documented_defaults_and_env_overrides() {
+        let config = Config::from_sources(None, env(&[])).unwrap();
+        assert_eq!(config.demo.enabled, DemoMode::Auto);
+        assert_eq!(config.demo.devices, 5000);
+        assert_eq!(config.vault.key_file, PathBuf::from("data/master.key"));
+        let config = Config::from_sources(
+            None,
+            env(&[
+                ("ORCHARD_DEMO__ENABLED", "off"),
+                ("ORCHARD_DEMO__DEVICES", "10"),
+                ("ORCHARD_VAULT__KEY_FILE", "/etc/orchard/key"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.demo.enabled, DemoMode::Off);
+        assert_eq!(config.demo.devices, 10);
+        assert_eq!(config.vault.key_file, PathBuf::from("/etc/orchard/key"));
     }
 
     #[test]
