@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use backend::accounts::Clients;
+use backend::vault::Vault;
 use backend::{Config, Store, StoreError};
 use leptos::config::LeptosOptions;
 use leptos::prelude::*;
@@ -14,6 +16,10 @@ use crate::error::AppError;
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
+    /// Opens sealed secrets; only the backend's account and identity services use it.
+    pub vault: Arc<Vault>,
+    /// One `apple::Client` and request budget per Apple API account.
+    pub clients: Arc<Clients>,
     pub leptos_options: LeptosOptions,
 }
 

@@ -19,6 +19,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use backend::accounts::Clients;
+use backend::vault::Vault;
 use backend::{Config, Store};
 use leptos::config::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -43,8 +45,28 @@ pub async fn serve_with_listener(
                 backend::config::redact_url_password(&config.database.url)
             )
         })?;
+    let vault = Arc::new(
+        Vault::open_at_startup(&config.vault, store.as_ref())
+            .await
+            .context("cannot open the credential vault")?,
+    );
+    let demo = if backend::demo::demo_wanted(store.as_ref(), &config.demo)
+        .await
+        .context("cannot decide whether to run the demo organization")?
+    {
+        let demo = backend::demo::start_demo(store.as_ref(), &vault, &config.demo)
+            .await
+            .context("cannot start the demo organization")?;
+        tracing::info!(
+            simulator = demo.base_url(),
+            "no Apple account is configured: serving a demo organization from the built-in simulator"
+        );
+        Some(demo)
+    } else {
+        None
+    };
     let grace = config.server.shutdown_grace();
-    let router = build_app(app_state(config, store.clone(), address));
+    let router = build_app(app_state(config, store.clone(), vault, address));
 
     tracing::info!(
         url = %format!("http://{address}"),
@@ -66,6 +88,9 @@ pub async fn serve_with_listener(
         () = async { let _ = stop_rx.wait_for(|stop| *stop).await; tokio::time::sleep(grace).await } => {
             tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; stopping anyway");
         }
+    }
+    if let Some(demo) = demo {
+        demo.shutdown().await;
     }
     store.close().await;
     Ok(())
@@ -117,11 +142,18 @@ pub fn build_app(state: AppState) -> Router {
 }
 
 /// The state shared by every request of an instance listening on `address`.
-pub fn app_state(config: Config, store: Arc<dyn Store>, address: SocketAddr) -> AppState {
+pub fn app_state(
+    config: Config,
+    store: Arc<dyn Store>,
+    vault: Arc<Vault>,
+    address: SocketAddr,
+) -> AppState {
     AppState {
         leptos_options: leptos_options(&config, address),
+        clients: Clients::new(store.clone(), vault.clone()),
         config: Arc::new(config),
         store,
+        vault,
     }
 }
 

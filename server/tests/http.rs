@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use backend::Config;
 use backend::Store;
+use backend::vault::{MasterKey, Vault};
 use leptos::server_fn::ServerFn;
 use reqwest::StatusCode;
 use reqwest::header::{
@@ -31,7 +32,8 @@ impl TestApp {
         let store = backend::store::connect(&config.database).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let app = server::build_app(server::app_state(config, store.clone(), address));
+        let vault = Arc::new(Vault::new(&MasterKey::generate()));
+        let app = server::build_app(server::app_state(config, store.clone(), vault, address));
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self {
             base: format!("http://{address}"),
@@ -284,6 +286,8 @@ async fn the_server_stops_when_asked_and_releases_the_port() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.database.url = format!("sqlite://{}/orchard.db", dir.path().display());
+    config.vault.key_file = dir.path().join("master.key");
+    config.demo.devices = 50;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
