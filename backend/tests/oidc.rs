@@ -745,3 +745,31 @@ async fn a_pending_login_older_than_ten_minutes_is_refused() {
         .unwrap_err();
     assert!(matches!(err, OidcError::PendingExpired), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_rotated_key_is_fetched_on_an_unknown_kid_but_not_more_often_than_allowed() {
+    let stub = StubProvider::start().await;
+    let rotated = random_signing_key();
+    let throttled = discover(&config(&stub.issuer, CLIENT)).await.unwrap();
+    let eager = discover(&config(&stub.issuer, CLIENT))
+        .await
+        .unwrap()
+        .with_jwks_refresh_interval(Duration::ZERO);
+    stub.shared.lock().unwrap().jwks = json!({ "keys": [jwk(&rotated, "rotated")] });
+
+    let err = stub
+        .complete_with(&throttled, |n| {
+            stub.sign(&es256("rotated"), &stub.claims(n), &rotated)
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OidcError::UnknownKey { .. }), "{err:?}");
+
+    let identity = stub
+        .complete_with(&eager, |n| {
+            stub.sign(&es256("rotated"), &stub.claims(n), &rotated)
+        })
+        .await
+        .unwrap();
+    assert_eq!(identity.subject, "crafted");
+}

@@ -183,6 +183,7 @@ pub struct OidcProvider {
     jwks_uri: Url,
     http: reqwest::Client,
     keys: tokio::sync::Mutex<KeyCache>,
+    jwks_refresh_interval: Duration,
 }
 
 impl std::fmt::Debug for OidcProvider {
@@ -279,7 +280,15 @@ impl OidcProvider {
                 keys,
                 fetched_at: Instant::now(),
             }),
+            jwks_refresh_interval: JWKS_REFRESH_INTERVAL,
         })
+    }
+
+    /// Replaces [`JWKS_REFRESH_INTERVAL`], the least time between two key fetches caused by
+    /// an unknown `kid` (tests use zero to see a rotation at once).
+    pub fn with_jwks_refresh_interval(mut self, interval: Duration) -> Self {
+        self.jwks_refresh_interval = interval;
+        self
     }
 
     /// The configured issuer.
@@ -411,7 +420,7 @@ impl OidcProvider {
         let payload = {
             let mut cache = self.keys.lock().await;
             if unverified.candidates(&cache.keys).is_empty()
-                && cache.fetched_at.elapsed() >= JWKS_REFRESH_INTERVAL
+                && cache.fetched_at.elapsed() >= self.jwks_refresh_interval
             {
                 // An unknown kid usually means the provider rotated its keys.
                 cache.keys = fetch_keys(&self.http, &self.jwks_uri).await?;
