@@ -68,6 +68,8 @@ pub enum OidcError {
     },
     #[error("the token endpoint refused the code: HTTP {status}, error {error:?}")]
     TokenExchange { status: u16, error: Option<String> },
+    #[error("the provider's {endpoint} response is larger than {MAX_RESPONSE_BYTES} bytes")]
+    TooLarge { endpoint: &'static str },
     #[error("the token endpoint's answer is unusable: {reason}")]
     TokenResponse { reason: &'static str },
     #[error("the sign-in took longer than {} minutes; start again", PENDING_LOGIN_TTL.as_secs() / 60)]
@@ -588,9 +590,7 @@ async fn read_limited(mut response: reqwest::Response, endpoint: &'static str) -
         source: source.without_url(),
     })? {
         if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(OidcError::TokenResponse {
-                reason: "response larger than the limit",
-            });
+            return Err(OidcError::TooLarge { endpoint });
         }
         body.extend_from_slice(&chunk);
     }
