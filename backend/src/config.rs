@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
 /// Prefix of every environment variable Orchard reads.
@@ -36,6 +35,7 @@ pub struct Config {
     pub site: SiteConfig,
     pub vault: VaultConfig,
     pub demo: DemoConfig,
+    pub oidc: OidcConfig,
 }
 
 /// `[server]`: how Orchard listens.
@@ -160,6 +160,217 @@ impl Default for DemoConfig {
             devices: 5000,
             seed: 1,
         }
+    }
+}
+
+/// `[oidc]`: "Sign in with SSO" through an OpenID Connect provider (authorization code + PKCE).
+///
+/// Scalars can be set from the environment (`ORCHARD_OIDC__ISSUER`, ...); `role_map` only from
+/// the TOML file, as an array of tables:
+///
+/// ```toml
+/// [[oidc.role_map]]
+/// group = "orchard-admins"
+/// organization = "acme"
+/// role = "admin"
+/// ```
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcConfig {
+    /// Whether the SSO button is offered and the callback accepted. Default `false`.
+    /// Env: `ORCHARD_OIDC__ENABLED`.
+    pub enabled: bool,
+    /// The provider's issuer URL, exactly as its discovery document spells it (a trailing
+    /// slash matters). Must be https, except `http://127.0.0.1`/`localhost` for tests.
+    /// Env: `ORCHARD_OIDC__ISSUER`.
+    pub issuer: String,
+    /// The client id registered at the provider. Env: `ORCHARD_OIDC__CLIENT_ID`.
+    #[serde(deserialize_with = "string_or_number")]
+    pub client_id: String,
+    /// The client secret. Never printed. Env: `ORCHARD_OIDC__CLIENT_SECRET`.
+    pub client_secret: SecretString,
+    /// How the secret reaches the token endpoint: `client_secret_basic` (default, HTTP Basic)
+    /// or `client_secret_post` (form fields). Env: `ORCHARD_OIDC__CLIENT_AUTH`.
+    pub client_auth: ClientAuthMethod,
+    /// Path of the callback on Orchard's own origin; register `<public origin><redirect_path>`
+    /// at the provider. Default `/auth/oidc/callback`. Env: `ORCHARD_OIDC__REDIRECT_PATH`.
+    pub redirect_path: String,
+    /// ID token claim holding the user's groups (a list of strings, or one string).
+    /// Default `groups`. Env: `ORCHARD_OIDC__GROUPS_CLAIM`.
+    pub groups_claim: String,
+    /// Scopes requested on top of `openid profile email`, typically the one that makes the
+    /// provider release groups. Default `["groups"]`; empty for none. From the environment
+    /// as one space-separated string: `ORCHARD_OIDC__SCOPES="groups offline_access"`.
+    #[serde(deserialize_with = "list_or_spaced_string")]
+    pub scopes: Vec<String>,
+    /// Label of the sign-in button. Default `Sign in with SSO`. Env: `ORCHARD_OIDC__DISPLAY_NAME`.
+    pub display_name: String,
+    /// Clock skew tolerated when checking an ID token's `exp` and `iat`, in seconds.
+    /// Default 60, at most 300. Env: `ORCHARD_OIDC__LEEWAY_SECS`.
+    pub leeway_secs: u64,
+    /// Group → (organization slug, role) rules applied at each SSO sign-in; when several rules
+    /// give roles in the same organization, the highest wins. Default: none (TOML only).
+    pub role_map: Vec<crate::oidc::GroupRoleRule>,
+}
+
+/// How Orchard authenticates to the provider's token endpoint.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// HTTP Basic with the url-encoded client id and secret (RFC 6749 §2.3.1).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` as form fields of the token request.
+    ClientSecretPost,
+}
+
+/// A secret setting: `Debug` prints `***`, the value is only reachable through
+/// [`SecretString::expose_secret`], and its memory is wiped on drop.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl Drop for SecretString {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl From<String> for SecretString {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl SecretString {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call sites are easy to audit with `grep expose_secret`.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretString {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        string_or_number(deserializer).map(Self)
+    }
+}
+
+/// Accepts a string or a bare number: environment values that look numeric (a numeric client
+/// id) arrive as TOML integers.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Number(i64),
+    }
+    Ok(match Raw::deserialize(deserializer)? {
+        Raw::Text(s) => s,
+        Raw::Number(n) => n.to_string(),
+    })
+}
+
+/// Accepts a list of strings or one space-separated string (as the environment gives it).
+fn list_or_spaced_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Spaced(String),
+    }
+    Ok(match Raw::deserialize(deserializer)? {
+        Raw::List(list) => list,
+        Raw::Spaced(s) => s.split_whitespace().map(str::to_owned).collect(),
+    })
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: SecretString::default(),
+            client_auth: ClientAuthMethod::default(),
+            redirect_path: "/auth/oidc/callback".to_owned(),
+            groups_claim: "groups".to_owned(),
+            scopes: vec!["groups".to_owned()],
+            display_name: "Sign in with SSO".to_owned(),
+            leeway_secs: 60,
+            role_map: Vec::new(),
+        }
+    }
+}
+
+impl OidcConfig {
+    /// The checks `Config` runs when `enabled` is true: (setting, message) of the first fault.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let issuer = reqwest::Url::parse(&self.issuer)
+            .map_err(|e| ("oidc.issuer", format!("not a URL ({e})")))?;
+        let loopback = matches!(issuer.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        match issuer.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            _ => {
+                return Err((
+                    "oidc.issuer",
+                    "must be an https URL (http only for 127.0.0.1 or localhost)".to_owned(),
+                ));
+            }
+        }
+        if issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err((
+                "oidc.issuer",
+                "must not have a query or fragment".to_owned(),
+            ));
+        }
+        if self.client_id.trim().is_empty() {
+            return Err(("oidc.client_id", "is required when oidc.enabled".to_owned()));
+        }
+        if self.client_secret.expose_secret().trim().is_empty() {
+            return Err((
+                "oidc.client_secret",
+                "is required when oidc.enabled".to_owned(),
+            ));
+        }
+        if !self.redirect_path.starts_with('/') || self.redirect_path.starts_with("//") {
+            return Err((
+                "oidc.redirect_path",
+                "must be a path starting with one /".to_owned(),
+            ));
+        }
+        if self.groups_claim.trim().is_empty() {
+            return Err(("oidc.groups_claim", "must not be empty".to_owned()));
+        }
+        if self.leeway_secs > 300 {
+            return Err(("oidc.leeway_secs", "must be at most 300 seconds".to_owned()));
+        }
+        if let Some(rule) = self
+            .role_map
+            .iter()
+            .find(|r| r.group.is_empty() || r.organization.is_empty())
+        {
+            return Err((
+                "oidc.role_map",
+                format!("every rule needs a group and an organization (got {rule:?})"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -347,6 +558,11 @@ impl Config {
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(invalid("log.filter", e.to_string()));
+        }
+        if self.oidc.enabled {
+            self.oidc
+                .check()
+                .map_err(|(setting, message)| invalid(setting, message))?;
         }
         Ok(())
     }
@@ -586,5 +802,82 @@ mod tests {
         let printed = format!("{config:?}");
         assert!(!printed.contains("canary-secret"), "{printed}");
         assert!(printed.contains("orchard:***@db:5432/orchard"), "{printed}");
+    }
+    #[test]
+    fn oidc_is_off_by_default_and_its_scalars_come_from_the_environment() {
+        let config = Config::from_sources(None, env(&[])).unwrap();
+        assert!(!config.oidc.enabled);
+        assert_eq!(config.oidc.redirect_path, "/auth/oidc/callback");
+        assert_eq!(config.oidc.display_name, "Sign in with SSO");
+        let config = Config::from_sources(
+            None,
+            env(&[
+                ("ORCHARD_OIDC__ENABLED", "true"),
+                ("ORCHARD_OIDC__ISSUER", "https://login.example.com"),
+                ("ORCHARD_OIDC__CLIENT_ID", "123456"),
+                ("ORCHARD_OIDC__CLIENT_SECRET", "canary-oidc-secret"),
+                ("ORCHARD_OIDC__CLIENT_AUTH", "client_secret_post"),
+                ("ORCHARD_OIDC__SCOPES", "groups offline_access"),
+            ]),
+        )
+        .unwrap();
+        assert!(config.oidc.enabled);
+        assert_eq!(config.oidc.client_id, "123456");
+        assert_eq!(config.oidc.client_auth, ClientAuthMethod::ClientSecretPost);
+        assert_eq!(config.oidc.scopes, ["groups", "offline_access"]);
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("canary-oidc-secret"), "{printed}");
+    }
+
+    #[test]
+    fn oidc_role_map_is_read_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orchard.toml");
+        std::fs::write(
+            &path,
+            "[oidc]\nenabled = true\nissuer = \"http://127.0.0.1:9000\"\nclient_id = \"orchard\"\n\
+             client_secret = \"s\"\n[[oidc.role_map]]\ngroup = \"g\"\norganization = \"acme\"\n\
+             role = \"helpdesk\"\n",
+        )
+        .unwrap();
+        let config = Config::from_sources(Some(&path), env(&[])).unwrap();
+        assert_eq!(config.oidc.role_map.len(), 1);
+        assert_eq!(config.oidc.role_map[0].organization, "acme");
+    }
+
+    #[test]
+    fn enabled_oidc_needs_an_https_issuer_and_client_credentials() {
+        let base = [
+            ("ORCHARD_OIDC__ENABLED", "true"),
+            ("ORCHARD_OIDC__CLIENT_ID", "orchard"),
+            ("ORCHARD_OIDC__CLIENT_SECRET", "s"),
+        ];
+        for (issuer, ok) in [
+            ("https://login.example.com", true),
+            ("http://127.0.0.1:8080", true),
+            ("http://localhost:8080/realms/x", true),
+            ("http://login.example.com", false),
+            ("ftp://login.example.com", false),
+            ("not a url", false),
+        ] {
+            let mut vars = base.to_vec();
+            vars.push(("ORCHARD_OIDC__ISSUER", issuer));
+            let result = Config::from_sources(None, env(&vars));
+            assert_eq!(result.is_ok(), ok, "{issuer}: {result:?}");
+            if let Err(e) = result {
+                assert!(e.to_string().contains("oidc.issuer"), "{e}");
+            }
+        }
+        let err = Config::from_sources(
+            None,
+            env(&[
+                ("ORCHARD_OIDC__ENABLED", "true"),
+                ("ORCHARD_OIDC__ISSUER", "https://login.example.com"),
+                ("ORCHARD_OIDC__CLIENT_ID", "orchard"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("oidc.client_secret"), "{err}");
     }
 }

@@ -26,7 +26,6 @@ use std::path::{Path, PathBuf};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore as _;
-use secrecy::ExposeSecret as _;
 use zeroize::Zeroizing;
 
 use crate::config::VaultConfig;

@@ -9,6 +9,7 @@ use backend::accounts::{
     MAX_ACCOUNTS_PER_ORG, NewApiAccount, ValidatedKey,
 };
 use backend::audit::{self, Actor, AuditError, AuditFilter, AuditPage};
+use backend::config::SecretString;
 use backend::config::{DemoConfig, DemoMode, VaultConfig};
 use backend::demo;
 use backend::orgs::{NewOrganization, OrgId};
@@ -17,7 +18,6 @@ use backend::vault::{self, MasterKey, Vault, VaultError};
 use base64::Engine as _;
 use common::Ctx;
 use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
-use secrecy::SecretString;
 
 both_backends!(
     accounts_list_without_secrets_and_read_back_equal,
