@@ -3,6 +3,7 @@
 //! bulk-assignment job runner build on these.
 
 pub mod config;
+pub mod identity;
 pub mod orgs;
 pub mod store;
 

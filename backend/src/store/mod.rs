@@ -9,8 +9,11 @@
 //! Errors are mapped to [`StoreError`] in one place per backend: a missing row becomes
 //! `NotFound`, a unique-constraint violation becomes `Conflict` naming the constraint.
 
+pub mod identity;
 mod postgres;
+mod postgres_identity;
 mod sqlite;
+mod sqlite_identity;
 
 use std::sync::Arc;
 
@@ -19,6 +22,7 @@ use async_trait::async_trait;
 use crate::config::DatabaseConfig;
 use crate::orgs::{NewOrganization, OrgId, Organization};
 
+pub use identity::IdentityStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -96,7 +100,7 @@ impl StoreError {
 /// Everything Orchard keeps in its database. Implementations must behave identically;
 /// the storage tests in `backend/tests/store.rs` run against both.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: IdentityStore + Send + Sync + 'static {
     /// Which database this is.
     fn kind(&self) -> DatabaseKind;
 
