@@ -99,13 +99,13 @@ pub struct Membership {
 /// What the throttle needs to know about one key's recent attempts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AttemptStats {
-    /// Attempts (failed or not) at or after `since`.
+    /// Attempts (failed or not) after `since`.
     pub attempts: u32,
-    /// Failed attempts at or after `since`.
+    /// Failed attempts after `since`.
     pub failures: u32,
-    /// The oldest attempt at or after `since`.
+    /// The oldest attempt after `since`.
     pub oldest_attempt: Option<OffsetDateTime>,
-    /// The newest failed attempt at or after `since`.
+    /// The newest failed attempt after `since`.
     pub latest_failure: Option<OffsetDateTime>,
 }
 
@@ -228,7 +228,7 @@ pub trait IdentityStore: Send + Sync + 'static {
         failed: bool,
     ) -> Result<()>;
 
-    /// Counts the attempts under `key` at or after `since`.
+    /// Counts the attempts under `key` after `since` (a window is `(now - length, now]`).
     async fn login_attempt_stats(&self, key: &str, since: OffsetDateTime) -> Result<AttemptStats>;
 
     /// Forgets the failures under `key` (after a successful sign-in).

@@ -455,7 +455,7 @@ impl IdentityStore for PostgresStore {
                     COUNT(*) FILTER (WHERE failed) AS failures, \
                     MIN(attempted_at) AS oldest, \
                     MAX(CASE WHEN failed THEN attempted_at END) AS latest_failure \
-             FROM login_attempts WHERE throttle_key = $1 AND attempted_at >= $2",
+             FROM login_attempts WHERE throttle_key = $1 AND attempted_at > $2",
         )
         .bind(key)
         .bind(since)

@@ -124,8 +124,28 @@ where
     .bind(secs(new.created_at))
     .execute(executor)
     .await
-    .map_err(|e| StoreError::from_sqlx("user", e))?;
+    .map_err(user_error)?;
     Ok(())
+}
+
+/// SQLite reports no constraint name, only the columns: `UNIQUE constraint failed:
+/// users.username_key`. Map those exact column lists to the names PostgreSQL reports.
+const USER_UNIQUE_COLUMNS: [(&str, &str); 2] = [
+    ("users.username_key", "users_username_key"),
+    ("users.oidc_issuer, users.oidc_subject", "users_oidc_key"),
+];
+
+fn user_error(err: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &err
+        && db.kind() == sqlx::error::ErrorKind::UniqueViolation
+        && let Some(columns) = db.message().strip_prefix("UNIQUE constraint failed: ")
+        && let Some((_, constraint)) = USER_UNIQUE_COLUMNS.iter().find(|(c, _)| *c == columns)
+    {
+        return StoreError::Conflict {
+            constraint: (*constraint).to_owned(),
+        };
+    }
+    StoreError::from_sqlx("user", err)
 }
 
 #[async_trait]
@@ -481,7 +501,7 @@ impl IdentityStore for SqliteStore {
                     COALESCE(SUM(failed), 0) AS failures, \
                     MIN(attempted_at) AS oldest, \
                     MAX(CASE WHEN failed = 1 THEN attempted_at END) AS latest_failure \
-             FROM login_attempts WHERE throttle_key = ? AND attempted_at >= ?",
+             FROM login_attempts WHERE throttle_key = ? AND attempted_at > ?",
         )
         .bind(key)
         .bind(secs(since))
