@@ -12,7 +12,9 @@ use backend::identity::login::{
     AuthenticatedUser, Authenticator, LoginAttempt, LoginError, LoginPolicy, SecondFactor,
 };
 use backend::identity::password::{HashCost, Password, PasswordHasher};
-use backend::identity::sessions::{Clock, DbSessionStore};
+use backend::identity::sessions::{
+    Clock, DbSessionStore, SessionData, SessionTimeouts, SessionValidity,
+};
 use backend::identity::setup::{self, SetupError};
 use backend::identity::totp::{self, SealError, SecretSealer, TotpSecret};
 use backend::identity::users::{self, NewLocalUser, SsoIdentity, UserAdminError};
@@ -23,6 +25,7 @@ use backend::store::{IdentityStore, Store, StoreError};
 use common::Ctx;
 use time::OffsetDateTime;
 use time::macros::datetime;
+use tower_sessions_core::Session;
 use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{ExpiredDeletion, SessionStore};
 use zeroize::Zeroizing;
@@ -35,6 +38,7 @@ store_tests!(
     recovery_codes_are_single_use_and_reset_with_totp,
     sessions_survive_a_restart_and_expired_ones_are_deleted,
     session_creation_never_overwrites_an_existing_id,
+    a_signed_in_session_survives_a_restart_and_cycling_its_id_drops_the_old_one,
     sign_in_failures_all_look_alike,
     a_correct_sign_in_records_the_time_and_returns_memberships,
     accounts_are_throttled_after_five_failures_with_a_growing_delay_across_restarts,
@@ -382,6 +386,44 @@ async fn session_creation_never_overwrites_an_existing_id(ctx: Ctx) {
     assert_ne!(second.id, first.id, "a colliding id is replaced");
     assert_eq!(sessions.load(&first.id).await.unwrap(), Some(first));
     assert_eq!(sessions.load(&second.id).await.unwrap(), Some(second));
+}
+
+async fn a_signed_in_session_survives_a_restart_and_cycling_its_id_drops_the_old_one(ctx: Ctx) {
+    let (clock, _) = manual_clock(T0);
+    let sessions = Arc::new(DbSessionStore::new(ctx.store.clone(), clock.clone()));
+    let anonymous = Session::new(None, sessions.clone(), None);
+    anonymous.insert("oauth.csrf_state", "x").await.unwrap();
+    anonymous.save().await.unwrap();
+    let old_id = anonymous.id().unwrap();
+
+    let bucket = SessionData::new(UserId::random(), T0);
+    anonymous.cycle_id().await.unwrap();
+    bucket.store(&anonymous).await.unwrap();
+    anonymous.save().await.unwrap();
+    let new_id = anonymous.id().unwrap();
+    assert_ne!(new_id, old_id);
+    assert_eq!(
+        sessions.load(&old_id).await.unwrap(),
+        None,
+        "the pre-login id is gone"
+    );
+
+    let restarted: Arc<dyn Store> = ctx.reconnect().await;
+    let after = Session::new(
+        Some(new_id),
+        Arc::new(DbSessionStore::new(restarted.clone(), clock)),
+        None,
+    );
+    let loaded = SessionData::load(&after)
+        .await
+        .unwrap()
+        .expect("still signed in");
+    assert_eq!(loaded, bucket);
+    assert_eq!(
+        SessionTimeouts::default().check(&loaded, T0),
+        SessionValidity::Valid
+    );
+    restarted.close().await;
 }
 
 async fn sign_in_failures_all_look_alike(ctx: Ctx) {
