@@ -287,6 +287,21 @@ pub async fn prune_attempts(
     Ok(store.prune_login_attempts(now - longest).await?)
 }
 
+/// Prunes old attempts every `period` until dropped or storage fails. Spawn it at start.
+pub async fn prune_attempts_every(
+    store: Arc<dyn IdentityStore>,
+    policy: LoginPolicy,
+    clock: super::sessions::Clock,
+    period: Duration,
+) -> Result<()> {
+    let mut interval = tokio::time::interval(period);
+    loop {
+        interval.tick().await;
+        let pruned = prune_attempts(store.as_ref(), &policy, clock.now()).await?;
+        tracing::debug!(pruned, "old sign-in attempts pruned");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
