@@ -36,6 +36,7 @@ pub struct Config {
     pub vault: VaultConfig,
     pub demo: DemoConfig,
     pub oidc: OidcConfig,
+    pub auth: AuthConfig,
 }
 
 /// `[server]`: how Orchard listens.
@@ -374,6 +375,59 @@ impl OidcConfig {
     }
 }
 
+/// `[auth]`: sign-in, sessions and throttling.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Seconds without a request after which a session ends. Default 1800 (30 min).
+    /// Env: `ORCHARD_AUTH__IDLE_TIMEOUT_SECS`.
+    pub idle_timeout_secs: u64,
+    /// Seconds after sign-in after which a session ends however active. Default 43200 (12 h).
+    /// Env: `ORCHARD_AUTH__ABSOLUTE_TIMEOUT_SECS`.
+    pub absolute_timeout_secs: u64,
+    /// Password hashes computed at once; each takes ~19 MiB. Default 2.
+    /// Env: `ORCHARD_AUTH__MAX_CONCURRENT_HASHES`.
+    pub max_concurrent_hashes: usize,
+    /// Failed sign-ins per account within `account_window_secs` before delays start.
+    /// Default 5. Env: `ORCHARD_AUTH__ACCOUNT_MAX_FAILURES`.
+    pub account_max_failures: u32,
+    /// Seconds a failed sign-in counts against its account. Default 300.
+    /// Env: `ORCHARD_AUTH__ACCOUNT_WINDOW_SECS`.
+    pub account_window_secs: u64,
+    /// Seconds an account waits once at the limit; doubles with each further failure.
+    /// Default 30. Env: `ORCHARD_AUTH__ACCOUNT_BASE_DELAY_SECS`.
+    pub account_base_delay_secs: u64,
+    /// Longest wait per account, in seconds. Default 900.
+    /// Env: `ORCHARD_AUTH__ACCOUNT_MAX_DELAY_SECS`.
+    pub account_max_delay_secs: u64,
+    /// Sign-in attempts per client address within `address_window_secs`. Default 10.
+    /// Env: `ORCHARD_AUTH__ADDRESS_MAX_ATTEMPTS`.
+    pub address_max_attempts: u32,
+    /// Window of the per-address limit, in seconds. Default 60.
+    /// Env: `ORCHARD_AUTH__ADDRESS_WINDOW_SECS`.
+    pub address_window_secs: u64,
+    /// Seconds the first-run setup link stays valid. Default 3600.
+    /// Env: `ORCHARD_AUTH__SETUP_TOKEN_TTL_SECS`.
+    pub setup_token_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 30 * 60,
+            absolute_timeout_secs: 12 * 60 * 60,
+            max_concurrent_hashes: 2,
+            account_max_failures: 5,
+            account_window_secs: 5 * 60,
+            account_base_delay_secs: 30,
+            account_max_delay_secs: 15 * 60,
+            address_max_attempts: 10,
+            address_window_secs: 60,
+            setup_token_ttl_secs: 60 * 60,
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -555,6 +609,36 @@ impl Config {
             && let Err(e) = crate::vault::MasterKey::from_hex(key.expose_secret())
         {
             return Err(invalid("vault.master_key", e.to_string()));
+        }
+        let auth = &self.auth;
+        for (setting, value) in [
+            ("auth.idle_timeout_secs", auth.idle_timeout_secs),
+            ("auth.absolute_timeout_secs", auth.absolute_timeout_secs),
+            (
+                "auth.max_concurrent_hashes",
+                auth.max_concurrent_hashes as u64,
+            ),
+            (
+                "auth.account_max_failures",
+                u64::from(auth.account_max_failures),
+            ),
+            ("auth.account_window_secs", auth.account_window_secs),
+            (
+                "auth.address_max_attempts",
+                u64::from(auth.address_max_attempts),
+            ),
+            ("auth.address_window_secs", auth.address_window_secs),
+            ("auth.setup_token_ttl_secs", auth.setup_token_ttl_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(setting, "must be at least 1".to_owned()));
+            }
+        }
+        if auth.idle_timeout_secs > auth.absolute_timeout_secs {
+            return Err(invalid(
+                "auth.idle_timeout_secs",
+                "must not exceed auth.absolute_timeout_secs".to_owned(),
+            ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(invalid("log.filter", e.to_string()));
@@ -879,5 +963,36 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("oidc.client_secret"), "{err}");
+    }
+    #[test]
+    fn auth_settings_default_to_the_product_limits_and_follow_the_environment() {
+        let config = Config::from_sources(
+            None,
+            env(&[
+                ("ORCHARD_AUTH__IDLE_TIMEOUT_SECS", "600"),
+                ("ORCHARD_AUTH__MAX_CONCURRENT_HASHES", "4"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.auth.idle_timeout_secs, 600);
+        assert_eq!(config.auth.max_concurrent_hashes, 4);
+        assert_eq!(config.auth.absolute_timeout_secs, 43_200);
+        let defaults = AuthConfig::default();
+        assert_eq!(defaults.idle_timeout_secs, 1800);
+        assert_eq!(defaults.account_max_failures, 5);
+        assert_eq!(defaults.address_max_attempts, 10);
+    }
+
+    #[test]
+    fn zero_or_inconsistent_auth_limits_are_refused_at_start() {
+        let err = Config::from_sources(None, env(&[("ORCHARD_AUTH__ADDRESS_MAX_ATTEMPTS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.address_max_attempts"), "{err}");
+        assert!(err.contains("ORCHARD_AUTH__ADDRESS_MAX_ATTEMPTS"), "{err}");
+        let err = Config::from_sources(None, env(&[("ORCHARD_AUTH__IDLE_TIMEOUT_SECS", "90000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.idle_timeout_secs"), "{err}");
     }
 }

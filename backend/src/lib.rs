@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod audit;
 pub mod config;
 pub mod demo;
+pub mod identity;
 pub mod oidc;
 pub mod orgs;
 pub mod store;

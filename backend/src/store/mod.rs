@@ -10,10 +10,13 @@
 //! `NotFound`, a unique-constraint violation becomes `Conflict` naming the constraint.
 
 pub mod accounts;
+pub mod identity;
 mod postgres;
 mod postgres_accounts;
+mod postgres_identity;
 mod sqlite;
 mod sqlite_accounts;
+mod sqlite_identity;
 
 use std::sync::Arc;
 
@@ -23,6 +26,7 @@ use crate::config::DatabaseConfig;
 use crate::orgs::{NewOrganization, OrgId, Organization};
 
 pub use accounts::{AccountStore, MAX_ACCOUNTS_CONSTRAINT};
+pub use identity::IdentityStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -100,7 +104,7 @@ impl StoreError {
 /// Everything Orchard keeps in its database. Implementations must behave identically;
 /// the storage tests in `backend/tests/store.rs` run against both.
 #[async_trait]
-pub trait Store: AccountStore + Send + Sync + 'static {
+pub trait Store: AccountStore + IdentityStore + Send + Sync + 'static {
     /// Which database this is.
     fn kind(&self) -> DatabaseKind;
 

@@ -1,0 +1,616 @@
+//! SQLite implementation of [`IdentityStore`]. Identity timestamps are Unix seconds.
+
+use async_trait::async_trait;
+use sqlx::{FromRow, Row};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::identity::{
+    AttemptStats, IdentityStore, Membership, NewUser, SealedSecret, UserRow, username_key,
+};
+use super::{Result, SqliteStore, StoreError};
+use crate::identity::{Role, UserId};
+use crate::orgs::OrgId;
+
+const USER_COLUMNS: &str = "id, username, display_name, email, password_hash, instance_admin, \
+    disabled, totp_secret, totp_nonce, totp_enabled, oidc_issuer, oidc_subject, created_at, \
+    last_login_at";
+
+#[derive(FromRow)]
+struct SqliteUserRow {
+    id: String,
+    username: String,
+    display_name: String,
+    email: Option<String>,
+    password_hash: Option<String>,
+    instance_admin: bool,
+    disabled: bool,
+    totp_secret: Option<Vec<u8>>,
+    totp_nonce: Option<Vec<u8>>,
+    totp_enabled: bool,
+    oidc_issuer: Option<String>,
+    oidc_subject: Option<String>,
+    created_at: i64,
+    last_login_at: Option<i64>,
+}
+
+fn uuid(column: &str, text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn from_secs(column: &str, secs: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(secs)
+        .map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn secs(at: OffsetDateTime) -> i64 {
+    at.unix_timestamp()
+}
+
+impl TryFrom<SqliteUserRow> for UserRow {
+    type Error = StoreError;
+
+    fn try_from(row: SqliteUserRow) -> Result<Self> {
+        Ok(Self {
+            id: UserId(uuid("users.id", &row.id)?),
+            username: row.username,
+            display_name: row.display_name,
+            email: row.email,
+            password_hash: row.password_hash,
+            instance_admin: row.instance_admin,
+            disabled: row.disabled,
+            totp_secret: match (row.totp_secret, row.totp_nonce) {
+                (Some(ciphertext), Some(nonce)) => Some(SealedSecret { ciphertext, nonce }),
+                _ => None,
+            },
+            totp_enabled: row.totp_enabled,
+            oidc: row.oidc_issuer.zip(row.oidc_subject),
+            created_at: from_secs("users.created_at", row.created_at)?,
+            last_login_at: row
+                .last_login_at
+                .map(|s| from_secs("users.last_login_at", s))
+                .transpose()?,
+        })
+    }
+}
+
+fn membership(row: &sqlx::sqlite::SqliteRow) -> Result<Membership> {
+    let role: String = row.try_get("role").map_err(StoreError::Database)?;
+    Ok(Membership {
+        user_id: UserId(uuid(
+            "memberships.user_id",
+            &row.try_get::<String, _>("user_id")
+                .map_err(StoreError::Database)?,
+        )?),
+        org_id: OrgId(uuid(
+            "memberships.org_id",
+            &row.try_get::<String, _>("org_id")
+                .map_err(StoreError::Database)?,
+        )?),
+        role: role
+            .parse::<Role>()
+            .map_err(|e| StoreError::Corrupt(format!("memberships.role: {e}")))?,
+    })
+}
+
+/// `NotFound` when an update touched no row.
+fn one_row(entity: &'static str, affected: u64) -> Result<()> {
+    if affected == 0 {
+        Err(StoreError::NotFound { entity })
+    } else {
+        Ok(())
+    }
+}
+
+async fn insert_user<'e, E>(executor: E, new: &NewUser) -> Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let (issuer, subject) = new.oidc.clone().unzip();
+    sqlx::query(
+        "INSERT INTO users (id, username, username_key, display_name, email, password_hash, \
+         instance_admin, oidc_issuer, oidc_subject, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(new.id.0.to_string())
+    .bind(&new.username)
+    .bind(username_key(&new.username))
+    .bind(&new.display_name)
+    .bind(&new.email)
+    .bind(&new.password_hash)
+    .bind(new.instance_admin)
+    .bind(issuer)
+    .bind(subject)
+    .bind(secs(new.created_at))
+    .execute(executor)
+    .await
+    .map_err(user_error)?;
+    Ok(())
+}
+
+/// SQLite reports no constraint name, only the columns: `UNIQUE constraint failed:
+/// users.username_key`. Map those exact column lists to the names PostgreSQL reports.
+const USER_UNIQUE_COLUMNS: [(&str, &str); 2] = [
+    ("users.username_key", "users_username_key"),
+    ("users.oidc_issuer, users.oidc_subject", "users_oidc_key"),
+];
+
+fn user_error(err: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &err
+        && db.kind() == sqlx::error::ErrorKind::UniqueViolation
+        && let Some(columns) = db.message().strip_prefix("UNIQUE constraint failed: ")
+        && let Some((_, constraint)) = USER_UNIQUE_COLUMNS.iter().find(|(c, _)| *c == columns)
+    {
+        return StoreError::Conflict {
+            constraint: (*constraint).to_owned(),
+        };
+    }
+    StoreError::from_sqlx("user", err)
+}
+
+#[async_trait]
+impl IdentityStore for SqliteStore {
+    async fn create_user(&self, new: &NewUser) -> Result<UserRow> {
+        insert_user(&self.pool, new).await?;
+        self.user(new.id).await
+    }
+
+    async fn user(&self, id: UserId) -> Result<UserRow> {
+        sqlx::query_as::<_, SqliteUserRow>(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = ?"
+        ))
+        .bind(id.0.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx("user", e))?
+        .try_into()
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<UserRow> {
+        sqlx::query_as::<_, SqliteUserRow>(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username_key = ?"
+        ))
+        .bind(username_key(username))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx("user", e))?
+        .try_into()
+    }
+
+    async fn user_by_oidc(&self, issuer: &str, subject: &str) -> Result<UserRow> {
+        sqlx::query_as::<_, SqliteUserRow>(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE oidc_issuer = ? AND oidc_subject = ?"
+        ))
+        .bind(issuer)
+        .bind(subject)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx("user", e))?
+        .try_into()
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRow>> {
+        sqlx::query_as::<_, SqliteUserRow>(&format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY username_key, id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx("user", e))?
+        .into_iter()
+        .map(UserRow::try_from)
+        .collect()
+    }
+
+    async fn count_users(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(n.unsigned_abs())
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: Option<&str>) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(hash)
+            .bind(id.0.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        one_row("user", done.rows_affected())
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET disabled = ? WHERE id = ?")
+            .bind(disabled)
+            .bind(id.0.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        one_row("user", done.rows_affected())
+    }
+
+    async fn set_instance_admin(&self, id: UserId, instance_admin: bool) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET instance_admin = ? WHERE id = ?")
+            .bind(instance_admin)
+            .bind(id.0.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        one_row("user", done.rows_affected())
+    }
+
+    async fn set_profile(&self, id: UserId, display_name: &str, email: Option<&str>) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET display_name = ?, email = ? WHERE id = ?")
+            .bind(display_name)
+            .bind(email)
+            .bind(id.0.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        one_row("user", done.rows_affected())
+    }
+
+    async fn set_totp(
+        &self,
+        id: UserId,
+        secret: Option<&SealedSecret>,
+        enabled: bool,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
+        let done = sqlx::query(
+            "UPDATE users SET totp_secret = ?, totp_nonce = ?, totp_enabled = ?, \
+             totp_last_step = NULL WHERE id = ?",
+        )
+        .bind(secret.map(|s| s.ciphertext.as_slice()))
+        .bind(secret.map(|s| s.nonce.as_slice()))
+        .bind(enabled && secret.is_some())
+        .bind(id.0.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?;
+        one_row("user", done.rows_affected())?;
+        if secret.is_none() {
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?")
+                .bind(id.0.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Database)?;
+        }
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn advance_totp_step(&self, id: UserId, step: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET totp_last_step = ? \
+             WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)",
+        )
+        .bind(step)
+        .bind(id.0.to_string())
+        .bind(step)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_last_login(&self, id: UserId, at: OffsetDateTime) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
+            .bind(secs(at))
+            .bind(id.0.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        one_row("user", done.rows_affected())
+    }
+
+    async fn replace_recovery_codes(&self, id: UserId, code_hashes: &[[u8; 32]]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?")
+            .bind(id.0.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        for hash in code_hashes {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)")
+                .bind(id.0.to_string())
+                .bind(hash.as_slice())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_sqlx("recovery code", e))?;
+        }
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn use_recovery_code(
+        &self,
+        id: UserId,
+        code_hash: &[u8; 32],
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE recovery_codes SET used_at = ? \
+             WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
+        )
+        .bind(secs(at))
+        .bind(id.0.to_string())
+        .bind(code_hash.as_slice())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn unused_recovery_codes(&self, id: UserId) -> Result<u32> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL",
+        )
+        .bind(id.0.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn set_membership(&self, user: UserId, org: OrgId, role: Role) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO memberships (user_id, org_id, role) VALUES (?, ?, ?) \
+             ON CONFLICT (user_id, org_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(user.0.to_string())
+        .bind(org.0.to_string())
+        .bind(role.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(membership_error)?;
+        Ok(())
+    }
+
+    async fn remove_membership(&self, user: UserId, org: OrgId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM memberships WHERE user_id = ? AND org_id = ?")
+            .bind(user.0.to_string())
+            .bind(org.0.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        one_row("membership", done.rows_affected())
+    }
+
+    async fn replace_memberships(&self, user: UserId, roles: &[(OrgId, Role)]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
+        sqlx::query("DELETE FROM memberships WHERE user_id = ?")
+            .bind(user.0.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        for (org, role) in roles {
+            sqlx::query(
+                "INSERT INTO memberships (user_id, org_id, role) VALUES (?, ?, ?) \
+                 ON CONFLICT (user_id, org_id) DO UPDATE SET role = excluded.role",
+            )
+            .bind(user.0.to_string())
+            .bind(org.0.to_string())
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(membership_error)?;
+        }
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>> {
+        sqlx::query(
+            "SELECT user_id, org_id, role FROM memberships WHERE user_id = ? ORDER BY org_id",
+        )
+        .bind(user.0.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?
+        .iter()
+        .map(membership)
+        .collect()
+    }
+
+    async fn list_memberships(&self) -> Result<Vec<Membership>> {
+        sqlx::query("SELECT user_id, org_id, role FROM memberships ORDER BY user_id, org_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::Database)?
+            .iter()
+            .map(membership)
+            .collect()
+    }
+
+    async fn insert_session(&self, id: &str, data: &[u8], expiry: OffsetDateTime) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO sessions (id, data, expiry_date) VALUES (?, ?, ?) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(data)
+        .bind(secs(expiry))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn save_session(&self, id: &str, data: &[u8], expiry: OffsetDateTime) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, data, expiry_date) VALUES (?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expiry_date = excluded.expiry_date",
+        )
+        .bind(id)
+        .bind(data)
+        .bind(secs(expiry))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(())
+    }
+
+    async fn load_session(&self, id: &str, now: OffsetDateTime) -> Result<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT data FROM sessions WHERE id = ? AND expiry_date > ?")
+            .bind(id)
+            .bind(secs(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::Database)
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(())
+    }
+
+    async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expiry_date <= ?")
+            .bind(secs(now))
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn record_login_attempt(
+        &self,
+        keys: &[&str],
+        at: OffsetDateTime,
+        failed: bool,
+    ) -> Result<()> {
+        for key in keys {
+            sqlx::query(
+                "INSERT INTO login_attempts (throttle_key, attempted_at, failed) VALUES (?, ?, ?)",
+            )
+            .bind(key)
+            .bind(secs(at))
+            .bind(failed)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        }
+        Ok(())
+    }
+
+    async fn login_attempt_stats(&self, key: &str, since: OffsetDateTime) -> Result<AttemptStats> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS attempts, \
+                    COALESCE(SUM(failed), 0) AS failures, \
+                    MIN(attempted_at) AS oldest, \
+                    MAX(CASE WHEN failed = 1 THEN attempted_at END) AS latest_failure \
+             FROM login_attempts WHERE throttle_key = ? AND attempted_at > ?",
+        )
+        .bind(key)
+        .bind(secs(since))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        let get = |column: &str| -> Result<Option<i64>> {
+            row.try_get::<Option<i64>, _>(column)
+                .map_err(StoreError::Database)
+        };
+        Ok(AttemptStats {
+            attempts: u32::try_from(get("attempts")?.unwrap_or(0)).unwrap_or(u32::MAX),
+            failures: u32::try_from(get("failures")?.unwrap_or(0)).unwrap_or(u32::MAX),
+            oldest_attempt: get("oldest")?
+                .map(|s| from_secs("login_attempts.attempted_at", s))
+                .transpose()?,
+            latest_failure: get("latest_failure")?
+                .map(|s| from_secs("login_attempts.attempted_at", s))
+                .transpose()?,
+        })
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM login_attempts WHERE throttle_key = ? AND failed = 1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(())
+    }
+
+    async fn prune_login_attempts(&self, before: OffsetDateTime) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM login_attempts WHERE attempted_at < ?")
+            .bind(secs(before))
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn insert_setup_token(
+        &self,
+        token_hash: &[u8; 32],
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO setup_tokens (token_hash, created_at, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(token_hash.as_slice())
+        .bind(secs(created_at))
+        .bind(secs(expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx("setup token", e))?;
+        Ok(())
+    }
+
+    async fn redeem_setup_token(
+        &self,
+        token_hash: &[u8; 32],
+        now: OffsetDateTime,
+        admin: &NewUser,
+    ) -> Result<UserRow> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
+        // Writing first takes SQLite's write lock, so concurrent redemptions queue here.
+        let done = sqlx::query(
+            "UPDATE setup_tokens SET used_at = ? \
+             WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
+        )
+        .bind(secs(now))
+        .bind(token_hash.as_slice())
+        .bind(secs(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?;
+        one_row("setup token", done.rows_affected())?;
+        insert_user(&mut *tx, admin).await?;
+        sqlx::query("INSERT INTO setup_completed (id, user_id, completed_at) VALUES (1, ?, ?)")
+            .bind(admin.id.0.to_string())
+            .bind(secs(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(setup_completed_error)?;
+        tx.commit().await.map_err(StoreError::Database)?;
+        self.user(admin.id).await
+    }
+}
+
+/// A membership insert fails on a foreign key when the user or organization is missing.
+fn membership_error(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation => {
+            StoreError::NotFound {
+                entity: "user or organization",
+            }
+        }
+        _ => StoreError::from_sqlx("membership", err),
+    }
+}
+
+/// SQLite reports a primary-key clash without a constraint name; name it here.
+fn setup_completed_error(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+            StoreError::Conflict {
+                constraint: "setup_completed".to_owned(),
+            }
+        }
+        _ => StoreError::Database(err),
+    }
+}
