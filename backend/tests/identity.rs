@@ -2,7 +2,7 @@
 //! (harness in `common/`). Time is always passed in, never read from the wall clock.
 
 #[macro_use]
-mod harness;
+mod common;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -22,7 +22,7 @@ use backend::identity::{Role, UserId};
 use backend::orgs::{NewOrganization, OrgId};
 use backend::store::identity::{NewUser, SealedSecret};
 use backend::store::{IdentityStore, Store, StoreError};
-use harness::Ctx;
+use common::Ctx;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use tower_sessions_core::Session;
@@ -30,7 +30,7 @@ use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{ExpiredDeletion, SessionStore};
 use zeroize::Zeroizing;
 
-store_tests!(
+both_backends!(
     users_read_back_equal_and_names_are_unique_in_any_case,
     sso_identities_are_unique_and_found_by_issuer_and_subject,
     memberships_are_set_replaced_and_removed,
@@ -144,7 +144,7 @@ async fn org(store: &dyn Store, name: &str) -> OrgId {
         .id
 }
 
-async fn users_read_back_equal_and_names_are_unique_in_any_case(ctx: Ctx) {
+async fn users_read_back_equal_and_names_are_unique_in_any_case(ctx: &Ctx) {
     let store = ctx.store.as_ref();
     let mut new = new_user("Ann.Lee");
     new.password_hash = Some("$argon2id$v=19$stub".to_owned());
@@ -173,7 +173,7 @@ async fn users_read_back_equal_and_names_are_unique_in_any_case(ctx: Ctx) {
     ));
 }
 
-async fn sso_identities_are_unique_and_found_by_issuer_and_subject(ctx: Ctx) {
+async fn sso_identities_are_unique_and_found_by_issuer_and_subject(ctx: &Ctx) {
     let store = ctx.store.as_ref();
     let mut a = new_user("a");
     a.oidc = Some(("https://idp.example".to_owned(), "sub-1".to_owned()));
@@ -200,7 +200,7 @@ async fn sso_identities_are_unique_and_found_by_issuer_and_subject(ctx: Ctx) {
     ));
 }
 
-async fn memberships_are_set_replaced_and_removed(ctx: Ctx) {
+async fn memberships_are_set_replaced_and_removed(ctx: &Ctx) {
     let store = ctx.store.as_ref();
     let user = store.create_user(&new_user("ann")).await.unwrap().id;
     let (acme, beta) = (org(store, "Acme").await, org(store, "Beta").await);
@@ -256,7 +256,7 @@ async fn memberships_are_set_replaced_and_removed(ctx: Ctx) {
     ));
 }
 
-async fn totp_steps_only_move_forward(ctx: Ctx) {
+async fn totp_steps_only_move_forward(ctx: &Ctx) {
     let store = ctx.store.as_ref();
     let user = store.create_user(&new_user("ann")).await.unwrap().id;
     let sealed = SealedSecret {
@@ -283,7 +283,7 @@ async fn totp_steps_only_move_forward(ctx: Ctx) {
     );
 }
 
-async fn recovery_codes_are_single_use_and_reset_with_totp(ctx: Ctx) {
+async fn recovery_codes_are_single_use_and_reset_with_totp(ctx: &Ctx) {
     let store = ctx.store.as_ref();
     let user = store.create_user(&new_user("ann")).await.unwrap().id;
     let sealed = SealedSecret {
@@ -331,7 +331,7 @@ fn record(expiry: OffsetDateTime, user: &str) -> Record {
     }
 }
 
-async fn sessions_survive_a_restart_and_expired_ones_are_deleted(ctx: Ctx) {
+async fn sessions_survive_a_restart_and_expired_ones_are_deleted(ctx: &Ctx) {
     let (clock, now) = manual_clock(T0);
     let sessions = DbSessionStore::new(ctx.store.clone(), clock.clone());
     let mut long = record(T0 + Duration::from_secs(3600), "long");
@@ -375,7 +375,7 @@ async fn sessions_survive_a_restart_and_expired_ones_are_deleted(ctx: Ctx) {
     restarted.close().await;
 }
 
-async fn session_creation_never_overwrites_an_existing_id(ctx: Ctx) {
+async fn session_creation_never_overwrites_an_existing_id(ctx: &Ctx) {
     let (clock, _) = manual_clock(T0);
     let sessions = DbSessionStore::new(ctx.store.clone(), clock);
     let mut first = record(T0 + Duration::from_secs(600), "first");
@@ -388,7 +388,7 @@ async fn session_creation_never_overwrites_an_existing_id(ctx: Ctx) {
     assert_eq!(sessions.load(&second.id).await.unwrap(), Some(second));
 }
 
-async fn a_signed_in_session_survives_a_restart_and_cycling_its_id_drops_the_old_one(ctx: Ctx) {
+async fn a_signed_in_session_survives_a_restart_and_cycling_its_id_drops_the_old_one(ctx: &Ctx) {
     let (clock, _) = manual_clock(T0);
     let sessions = Arc::new(DbSessionStore::new(ctx.store.clone(), clock.clone()));
     let anonymous = Session::new(None, sessions.clone(), None);
@@ -426,7 +426,7 @@ async fn a_signed_in_session_survives_a_restart_and_cycling_its_id_drops_the_old
     restarted.close().await;
 }
 
-async fn sign_in_failures_all_look_alike(ctx: Ctx) {
+async fn sign_in_failures_all_look_alike(ctx: &Ctx) {
     let store = ctx.store.as_ref();
     let auth = authenticator();
     let ann = local_user(store, "ann").await;
@@ -461,7 +461,7 @@ async fn sign_in_failures_all_look_alike(ctx: Ctx) {
     }
 }
 
-async fn a_correct_sign_in_records_the_time_and_returns_memberships(ctx: Ctx) {
+async fn a_correct_sign_in_records_the_time_and_returns_memberships(ctx: &Ctx) {
     let store = ctx.store.as_ref();
     let ann = local_user(store, "Ann").await;
     let acme = org(store, "Acme").await;
@@ -481,7 +481,9 @@ async fn a_correct_sign_in_records_the_time_and_returns_memberships(ctx: Ctx) {
     assert_eq!(store.user(ann).await.unwrap().last_login_at, Some(T0));
 }
 
-async fn accounts_are_throttled_after_five_failures_with_a_growing_delay_across_restarts(ctx: Ctx) {
+async fn accounts_are_throttled_after_five_failures_with_a_growing_delay_across_restarts(
+    ctx: &Ctx,
+) {
     let store = ctx.store.as_ref();
     let auth = authenticator();
     local_user(store, "ann").await;
@@ -559,7 +561,7 @@ async fn accounts_are_throttled_after_five_failures_with_a_growing_delay_across_
     restarted.close().await;
 }
 
-async fn client_addresses_are_throttled_after_ten_attempts_a_minute(ctx: Ctx) {
+async fn client_addresses_are_throttled_after_ten_attempts_a_minute(ctx: &Ctx) {
     let store = ctx.store.as_ref();
     let auth = authenticator();
     for i in 0..10 {
@@ -620,7 +622,7 @@ async fn client_addresses_are_throttled_after_ten_attempts_a_minute(ctx: Ctx) {
     assert_eq!(pruned, 12 + 12);
 }
 
-async fn totp_is_asked_only_after_a_correct_password_and_codes_work_once(ctx: Ctx) {
+async fn totp_is_asked_only_after_a_correct_password_and_codes_work_once(ctx: &Ctx) {
     let store = ctx.store.as_ref();
     let auth = authenticator();
     let ann = local_user(store, "ann").await;
@@ -708,7 +710,7 @@ async fn totp_is_asked_only_after_a_correct_password_and_codes_work_once(ctx: Ct
     );
 }
 
-async fn setup_creates_the_first_admin_once_and_tokens_expire(ctx: Ctx) {
+async fn setup_creates_the_first_admin_once_and_tokens_expire(ctx: &Ctx) {
     let store = ctx.store.as_ref();
     let ttl = Duration::from_secs(3600);
     let expired = setup::create_setup_token(store, ttl, T0).await.unwrap();
@@ -762,7 +764,7 @@ async fn setup_creates_the_first_admin_once_and_tokens_expire(ctx: Ctx) {
     assert_eq!(store.count_users().await.unwrap(), 1);
 }
 
-async fn concurrent_setup_redemptions_create_exactly_one_admin(ctx: Ctx) {
+async fn concurrent_setup_redemptions_create_exactly_one_admin(ctx: &Ctx) {
     let ttl = Duration::from_secs(600);
     let mut tokens = Vec::new();
     for _ in 0..4 {
@@ -805,7 +807,7 @@ async fn concurrent_setup_redemptions_create_exactly_one_admin(ctx: Ctx) {
     assert_eq!(ctx.store.count_users().await.unwrap(), 1);
 }
 
-async fn administrators_manage_users_roles_and_passwords(ctx: Ctx) {
+async fn administrators_manage_users_roles_and_passwords(ctx: &Ctx) {
     let store = ctx.store.as_ref();
     let auth = authenticator();
     let ann = local_user(store, "ann").await;
@@ -895,7 +897,7 @@ async fn administrators_manage_users_roles_and_passwords(ctx: Ctx) {
     );
 }
 
-async fn sso_users_are_created_once_and_their_roles_follow_the_groups(ctx: Ctx) {
+async fn sso_users_are_created_once_and_their_roles_follow_the_groups(ctx: &Ctx) {
     let store = ctx.store.as_ref();
     let (acme, beta) = (org(store, "Acme").await, org(store, "Beta").await);
     local_user(store, "carol").await;
@@ -947,7 +949,7 @@ async fn sso_users_are_created_once_and_their_roles_follow_the_groups(ctx: Ctx) 
     );
 }
 
-async fn organization_creators_become_their_admins(ctx: Ctx) {
+async fn organization_creators_become_their_admins(ctx: &Ctx) {
     let store = ctx.store.as_ref();
     let mut admin = new_user("root");
     admin.instance_admin = true;

@@ -1,15 +1,15 @@
 //! Storage tests, written once and run against both backends (harness in `common/`).
 
 #[macro_use]
-mod harness;
+mod common;
 
 use std::sync::Arc;
 
 use backend::orgs::{NewOrganization, OrgId};
 use backend::store::{DatabaseKind, Store, StoreError};
-use harness::{Ctx, replace_database};
+use common::{Ctx, replace_database};
 
-store_tests!(
+both_backends!(
     a_fresh_database_answers_pings,
     created_organizations_read_back_equal,
     organizations_list_by_name,
@@ -19,8 +19,8 @@ store_tests!(
     organizations_survive_a_reconnect,
 );
 
-async fn a_fresh_database_answers_pings(ctx: Ctx) {
-    let store = ctx.store;
+async fn a_fresh_database_answers_pings(ctx: &Ctx) {
+    let store = ctx.store.clone();
     store.ping().await.expect("ping");
     assert!(matches!(
         store.kind(),
@@ -28,8 +28,8 @@ async fn a_fresh_database_answers_pings(ctx: Ctx) {
     ));
 }
 
-async fn created_organizations_read_back_equal(ctx: Ctx) {
-    let store: Arc<dyn Store> = ctx.store;
+async fn created_organizations_read_back_equal(ctx: &Ctx) {
+    let store: Arc<dyn Store> = ctx.store.clone();
     let created = store
         .create_organization(&NewOrganization::parse("Acme Corp").unwrap())
         .await
@@ -39,8 +39,8 @@ async fn created_organizations_read_back_equal(ctx: Ctx) {
     assert_eq!(read, created);
 }
 
-async fn organizations_list_by_name(ctx: Ctx) {
-    let store: Arc<dyn Store> = ctx.store;
+async fn organizations_list_by_name(ctx: &Ctx) {
+    let store: Arc<dyn Store> = ctx.store.clone();
     for name in ["Zeta School", "Alpha Bank", "Mid Town MSP"] {
         store
             .create_organization(&NewOrganization::parse(name).unwrap())
@@ -57,8 +57,8 @@ async fn organizations_list_by_name(ctx: Ctx) {
     assert_eq!(names, ["Alpha Bank", "Mid Town MSP", "Zeta School"]);
 }
 
-async fn a_duplicate_slug_is_a_conflict_naming_the_constraint(ctx: Ctx) {
-    let store: Arc<dyn Store> = ctx.store;
+async fn a_duplicate_slug_is_a_conflict_naming_the_constraint(ctx: &Ctx) {
+    let store: Arc<dyn Store> = ctx.store.clone();
     store
         .create_organization(&NewOrganization::parse("Acme Corp").unwrap())
         .await
@@ -79,8 +79,8 @@ async fn a_duplicate_slug_is_a_conflict_naming_the_constraint(ctx: Ctx) {
     assert_eq!(store.list_organizations().await.unwrap().len(), 1);
 }
 
-async fn a_missing_organization_is_not_found(ctx: Ctx) {
-    let store: Arc<dyn Store> = ctx.store;
+async fn a_missing_organization_is_not_found(ctx: &Ctx) {
+    let store: Arc<dyn Store> = ctx.store.clone();
     let err = store.organization(OrgId::random()).await.unwrap_err();
     assert!(
         matches!(
@@ -93,14 +93,14 @@ async fn a_missing_organization_is_not_found(ctx: Ctx) {
     );
 }
 
-async fn a_closed_store_reports_database_errors(ctx: Ctx) {
-    let store: Arc<dyn Store> = ctx.store;
+async fn a_closed_store_reports_database_errors(ctx: &Ctx) {
+    let store: Arc<dyn Store> = ctx.store.clone();
     store.close().await;
     let err = store.ping().await.unwrap_err();
     assert!(matches!(err, StoreError::Database(_)), "{err:?}");
 }
 
-async fn organizations_survive_a_reconnect(ctx: Ctx) {
+async fn organizations_survive_a_reconnect(ctx: &Ctx) {
     let created = ctx
         .store
         .create_organization(&NewOrganization::parse("Acme Corp").unwrap())

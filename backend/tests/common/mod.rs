@@ -4,6 +4,11 @@
 //! on the server named by `ORCHARD_TEST_POSTGRES_URL` (dropped afterwards). The `postgres::`
 //! tests fail when that variable is unset; `make test` sets it when the server answers.
 
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this shared harness; `expect` would fail in the ones that use all of it"
+)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,6 +27,13 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A second store on the same database, as after a server restart.
+    pub async fn reconnect(&self) -> Arc<dyn Store> {
+        store::connect(&database_config(self.url.clone()))
+            .await
+            .expect("reconnect")
+    }
+
     pub fn kind(&self) -> DatabaseKind {
         self.store.kind()
     }
