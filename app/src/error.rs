@@ -28,6 +28,8 @@ pub enum AppError {
     Validation { fields: Vec<FieldError> },
     #[error("{message}")]
     Conflict { message: String },
+    #[error("Too many attempts. Try again in {retry_after_secs} s.")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error("Apple is not answering right now.")]
     UpstreamUnavailable { retry_after_secs: Option<u64> },
     #[error("Something went wrong on the server (incident {incident_id}).")]
@@ -46,6 +48,7 @@ impl AppError {
             Self::NotFound { .. } => 404,
             Self::Validation { .. } => 422,
             Self::Conflict { .. } => 409,
+            Self::TooManyRequests { .. } => 429,
             Self::UpstreamUnavailable { .. } => 503,
             Self::Internal { .. } => 500,
             Self::Request { .. } => 400,
@@ -60,9 +63,21 @@ impl AppError {
             Self::NotFound { .. } => "Not found",
             Self::Validation { .. } => "Check your input",
             Self::Conflict { .. } => "Conflict",
+            Self::TooManyRequests { .. } => "Too many attempts",
             Self::UpstreamUnavailable { .. } => "Apple is unavailable",
             Self::Internal { .. } => "Server error",
             Self::Request { .. } => "Request failed",
+        }
+    }
+
+    /// The message for one input field, when this is a validation error about it.
+    pub fn field_message(&self, field: &str) -> Option<String> {
+        match self {
+            Self::Validation { fields } => fields
+                .iter()
+                .find(|f| f.field == field)
+                .map(|f| f.message.clone()),
+            _ => None,
         }
     }
 
@@ -110,6 +125,9 @@ mod tests {
             },
             AppError::UpstreamUnavailable {
                 retry_after_secs: None,
+            },
+            AppError::TooManyRequests {
+                retry_after_secs: 30,
             },
             AppError::Internal {
                 incident_id: "i".into(),

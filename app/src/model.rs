@@ -97,3 +97,53 @@ mod tests {
         }
     }
 }
+
+/// The signed-in user as pages see them. No secrets: ids, names and roles only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub username: String,
+    pub display_name: String,
+    /// May create organizations and manage users and SSO.
+    pub instance_admin: bool,
+    /// Signs in with SSO (no local password or TOTP to manage).
+    pub sso: bool,
+    /// The organizations the user has a role in, by name.
+    pub organizations: Vec<OrgRole>,
+}
+
+impl Me {
+    /// Whether the Settings area has anything for this user.
+    pub fn sees_settings(&self) -> bool {
+        self.instance_admin || self.organizations.iter().any(|o| o.role == "admin")
+    }
+}
+
+/// A user's role in one organization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgRole {
+    /// The organization's id (UUID, text form).
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    /// `admin`, `operator`, `helpdesk` or `viewer`.
+    pub role: String,
+}
+
+/// What the sign-in page offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInOptions {
+    /// The SSO button's label, when SSO is configured.
+    pub sso_label: Option<String>,
+    /// No user exists yet: the page points to the setup link instead.
+    pub setup_pending: bool,
+}
+
+/// How a sign-in attempt ended, short of an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInOutcome {
+    /// Signed in; the response redirects to where the user was going.
+    SignedIn,
+    /// The password was right and the account asks for a one-time code.
+    CodeRequired,
+}

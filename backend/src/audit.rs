@@ -65,6 +65,20 @@ impl Actor {
 /// What happened. Stored as [`AuditAction::as_str`]; new variants only ever get new names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum AuditAction {
+    SignedIn,
+    SignInFailed,
+    SignedOut,
+    SetupCompleted,
+    UserCreated,
+    UserDisabled,
+    UserEnabled,
+    RoleSet,
+    RoleRemoved,
+    PasswordChanged,
+    PasswordReset,
+    TotpEnrolled,
+    TotpReset,
+    OrganizationCreated,
     ApiAccountAdded,
     ApiAccountKeyRotated,
     ApiAccountRevoked,
@@ -78,6 +92,20 @@ impl AuditAction {
     /// Stable, dotted name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::SignedIn => "auth.sign_in",
+            Self::SignInFailed => "auth.sign_in_failed",
+            Self::SignedOut => "auth.sign_out",
+            Self::SetupCompleted => "auth.setup",
+            Self::UserCreated => "user.create",
+            Self::UserDisabled => "user.disable",
+            Self::UserEnabled => "user.enable",
+            Self::RoleSet => "user.set_role",
+            Self::RoleRemoved => "user.remove_role",
+            Self::PasswordChanged => "user.change_password",
+            Self::PasswordReset => "user.reset_password",
+            Self::TotpEnrolled => "user.enrol_totp",
+            Self::TotpReset => "user.reset_totp",
+            Self::OrganizationCreated => "organization.create",
             Self::ApiAccountAdded => "api_account.add",
             Self::ApiAccountKeyRotated => "api_account.rotate_key",
             Self::ApiAccountRevoked => "api_account.revoke",

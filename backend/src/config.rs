@@ -49,6 +49,15 @@ pub struct ServerConfig {
     /// Seconds that in-flight requests get to finish after SIGTERM/SIGINT. Default 10.
     /// Env: `ORCHARD_SERVER__SHUTDOWN_GRACE_SECS`.
     pub shutdown_grace_secs: u64,
+    /// The origin people reach Orchard at, e.g. `https://orchard.example.com`, when it
+    /// differs from the listen address (behind a proxy). Used for the SSO callback URL and
+    /// to decide on `Secure` cookies. Default: empty (derived from the request's Host).
+    /// Env: `ORCHARD_SERVER__PUBLIC_URL`.
+    pub public_url: String,
+    /// Take the client address from the last `X-Forwarded-For` entry (set it only behind a
+    /// proxy that writes that header). Default `false`: the peer address.
+    /// Env: `ORCHARD_SERVER__TRUST_FORWARDED_FOR`.
+    pub trust_forwarded_for: bool,
 }
 
 /// `[database]`: where Orchard keeps its state.
@@ -409,6 +418,10 @@ pub struct AuthConfig {
     /// Seconds the first-run setup link stays valid. Default 3600.
     /// Env: `ORCHARD_AUTH__SETUP_TOKEN_TTL_SECS`.
     pub setup_token_ttl_secs: u64,
+    /// Send the session cookie without `Secure` even when Orchard is not on loopback or
+    /// `server.public_url` is https. Only for plain-http test networks. Default `false`.
+    /// Env: `ORCHARD_AUTH__ALLOW_INSECURE_COOKIES`.
+    pub allow_insecure_cookies: bool,
 }
 
 impl Default for AuthConfig {
@@ -424,6 +437,7 @@ impl Default for AuthConfig {
             address_max_attempts: 10,
             address_window_secs: 60,
             setup_token_ttl_secs: 60 * 60,
+            allow_insecure_cookies: false,
         }
     }
 }
@@ -433,11 +447,23 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             shutdown_grace_secs: 10,
+            public_url: String::new(),
+            trust_forwarded_for: false,
         }
     }
 }
 
 impl ServerConfig {
+    /// Whether the session cookie must be `Secure`: always, except for a plain-http
+    /// loopback instance (a developer's machine, the test suites).
+    pub fn wants_secure_cookies(&self, auth: &AuthConfig) -> bool {
+        if auth.allow_insecure_cookies {
+            return false;
+        }
+        self.public_url.starts_with("https://")
+            || (self.public_url.is_empty() && !self.listen.ip().is_loopback())
+    }
+
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
@@ -599,6 +625,16 @@ impl Config {
         };
         crate::store::DatabaseKind::from_url(&self.database.url)
             .map_err(|e| invalid("database.url", e.to_string()))?;
+        let public_url = self.server.public_url.trim_end_matches('/');
+        if !public_url.is_empty()
+            && !(public_url.starts_with("https://") || public_url.starts_with("http://"))
+            || public_url.split("://").nth(1).is_some_and(|rest| rest.contains('/'))
+        {
+            return Err(invalid(
+                "server.public_url",
+                "must be an origin like https://orchard.example.com (no path)".to_owned(),
+            ));
+        }
         if self.database.max_connections == 0 {
             return Err(invalid(
                 "database.max_connections",

@@ -338,6 +338,11 @@ pub fn api_account_key_aad(id: &str) -> Vec<u8> {
     format!("api_account:{id}:private_key").into_bytes()
 }
 
+/// Associated data of a user's TOTP secret (the identity module seals with the same).
+pub fn totp_secret_aad(user_id: &str) -> Vec<u8> {
+    format!("orchard.totp:{user_id}").into_bytes()
+}
+
 fn vault_meta_aad(name: &str) -> Vec<u8> {
     format!("vault_meta:{name}").into_bytes()
 }
@@ -350,6 +355,14 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         nonce_column: "private_key_nonce",
         ciphertext_column: "private_key_ciphertext",
         aad: api_account_key_aad,
+        holds_secrets: true,
+    },
+    SealedColumn {
+        table: "users",
+        id_column: "id",
+        nonce_column: "totp_nonce",
+        ciphertext_column: "totp_secret",
+        aad: totp_secret_aad,
         holds_secrets: true,
     },
     SealedColumn {
@@ -388,6 +401,33 @@ pub async fn rotate_master_key(store: &dyn Store, old: &Vault, new: &Vault) -> R
     )
     .await?;
     Ok(count)
+}
+
+/// TOTP secrets are sealed by the same vault, bound to `orchard.totp:<user id>`.
+impl crate::identity::totp::SecretSealer for Vault {
+    fn seal(
+        &self,
+        context: &[u8],
+        plaintext: &[u8],
+    ) -> Result<crate::store::identity::SealedSecret, crate::identity::totp::SealError> {
+        let sealed = Vault::seal(self, context, plaintext);
+        Ok(crate::store::identity::SealedSecret {
+            ciphertext: sealed.ciphertext,
+            nonce: sealed.nonce.to_vec(),
+        })
+    }
+
+    fn open(
+        &self,
+        context: &[u8],
+        sealed: &crate::store::identity::SealedSecret,
+    ) -> Result<Zeroizing<Vec<u8>>, crate::identity::totp::SealError> {
+        let sealed = Sealed::from_parts(&sealed.nonce, sealed.ciphertext.clone())
+            .map_err(crate::identity::totp::SealError)?;
+        let plain = Vault::open(self, context, &sealed)
+            .map_err(|e| crate::identity::totp::SealError(e.to_string()))?;
+        Ok(Zeroizing::new(plain.expose().to_vec()))
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,13 @@
-//! Server functions, grouped by resource. Each is thin: state and (from the sign-in
-//! work on) the user's role, one backend call, error mapping.
+//! Server functions, grouped by resource. Each is thin: state, an access check from
+//! `crate::ssr::auth`, one backend call, error mapping.
 
+pub mod auth;
 pub mod preferences;
 pub mod system;
 
+pub use auth::{
+    CompleteSetup, GetMe, GetSignInOptions, SignIn, SignOut, complete_setup, get_me,
+    get_sign_in_options, sign_in, sign_out,
+};
 pub use preferences::{SetTheme, set_theme};
 pub use system::{GetSystemStatus, get_system_status};

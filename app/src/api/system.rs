@@ -10,6 +10,7 @@ use crate::model::SystemStatus;
 /// database does not answer, so the status line tells the truth.
 #[server(input = GetUrl, prefix = "/api")]
 pub async fn get_system_status() -> Result<SystemStatus, AppError> {
+    crate::ssr::auth::require_user()?;
     let state = crate::ssr::state()?;
     state.store.ping().await?;
     Ok(SystemStatus {

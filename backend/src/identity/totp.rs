@@ -64,7 +64,7 @@ pub trait SecretSealer: Send + Sync {
 
 /// The associated data a user's TOTP secret is sealed with.
 fn seal_context(user: UserId) -> Vec<u8> {
-    format!("orchard.totp:{user}").into_bytes()
+    crate::vault::totp_secret_aad(&user.to_string())
 }
 
 /// A TOTP shared secret in plaintext. Zeroed on drop, printed as `***`.

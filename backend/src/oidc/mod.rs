@@ -527,6 +527,53 @@ impl OidcProvider {
     }
 }
 
+/// The configured provider, discovered on first use and kept; a failed discovery is not
+/// kept, so the next sign-in tries again (the provider may have been down at start).
+pub struct ProviderCache {
+    config: OidcConfig,
+    http: reqwest::Client,
+    provider: tokio::sync::Mutex<Option<std::sync::Arc<OidcProvider>>>,
+}
+
+impl std::fmt::Debug for ProviderCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderCache")
+            .field("issuer", &self.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProviderCache {
+    /// A cache for `config`, or `None` when SSO is disabled.
+    pub fn new(config: &OidcConfig) -> reqwest::Result<Option<Self>> {
+        if !config.enabled {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            config: config.clone(),
+            http: http_client()?,
+            provider: tokio::sync::Mutex::new(None),
+        }))
+    }
+
+    /// The provider's settings (button label, callback path, role map).
+    pub fn config(&self) -> &OidcConfig {
+        &self.config
+    }
+
+    /// The discovered provider, discovering it now if needed.
+    pub async fn provider(&self) -> Result<std::sync::Arc<OidcProvider>> {
+        let mut slot = self.provider.lock().await;
+        if let Some(provider) = slot.as_ref() {
+            return Ok(provider.clone());
+        }
+        let provider =
+            std::sync::Arc::new(OidcProvider::discover(&self.config, self.http.clone()).await?);
+        *slot = Some(provider.clone());
+        Ok(provider)
+    }
+}
+
 /// `next` if it is a safe same-origin relative path: starts with one `/` (not `//`), no
 /// backslash, no control or whitespace characters, at most 2048 bytes. Anything else could
 /// send the user to another site after signing in (open redirect), so it is dropped.

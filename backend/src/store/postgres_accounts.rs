@@ -142,7 +142,10 @@ async fn lock(tx: &mut sqlx::PgConnection, key: i64) -> Result<()> {
 impl AccountStore for PostgresStore {
     async fn has_sealed_values(&self, columns: &[SealedColumn]) -> Result<bool> {
         for column in columns.iter().filter(|c| c.holds_secrets) {
-            let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", column.table);
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS NOT NULL)",
+                column.table, column.ciphertext_column
+            );
             let found: bool = sqlx::query_scalar(&sql)
                 .fetch_one(&self.pool)
                 .await
@@ -189,7 +192,7 @@ impl AccountStore for PostgresStore {
         for column in columns {
             // FOR UPDATE: no other instance writes these rows until the new key is in.
             let select = format!(
-                "SELECT CAST({id} AS TEXT), {nonce}, {ct} FROM {table} FOR UPDATE",
+                "SELECT CAST({id} AS TEXT), {nonce}, {ct} FROM {table} WHERE {ct} IS NOT NULL FOR UPDATE",
                 id = column.id_column,
                 nonce = column.nonce_column,
                 ct = column.ciphertext_column,

@@ -154,7 +154,10 @@ fn db(e: sqlx::Error) -> StoreError {
 impl AccountStore for SqliteStore {
     async fn has_sealed_values(&self, columns: &[SealedColumn]) -> Result<bool> {
         for column in columns.iter().filter(|c| c.holds_secrets) {
-            let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", column.table);
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS NOT NULL)",
+                column.table, column.ciphertext_column
+            );
             let found: bool = sqlx::query_scalar(&sql)
                 .fetch_one(&self.pool)
                 .await
@@ -203,7 +206,7 @@ impl AccountStore for SqliteStore {
         let mut count = 0;
         for column in columns {
             let select = format!(
-                "SELECT CAST({id} AS TEXT), {nonce}, {ct} FROM {table}",
+                "SELECT CAST({id} AS TEXT), {nonce}, {ct} FROM {table} WHERE {ct} IS NOT NULL",
                 id = column.id_column,
                 nonce = column.nonce_column,
                 ct = column.ciphertext_column,

@@ -1,9 +1,14 @@
-//! Server-only glue for pages and server functions: the shared state, the request's
-//! CSP nonce, and the mapping of internal errors to [`AppError`].
+//! Server-only glue for pages and server functions: the shared state, access checks
+//! ([`auth`]), the request's CSP nonce, and the mapping of internal errors to [`AppError`].
+
+pub mod auth;
 
 use std::sync::Arc;
 
 use backend::accounts::Clients;
+use backend::identity::login::Authenticator;
+use backend::identity::sessions::SessionTimeouts;
+use backend::oidc::ProviderCache;
 use backend::vault::Vault;
 use backend::{Config, Store, StoreError};
 use leptos::config::LeptosOptions;
@@ -20,6 +25,12 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     /// One `apple::Client` and request budget per Apple API account.
     pub clients: Arc<Clients>,
+    /// Password and second-factor checks with throttling; one hashing pool per instance.
+    pub authenticator: Authenticator,
+    /// Idle and absolute session limits.
+    pub timeouts: SessionTimeouts,
+    /// The SSO provider, discovered on first use; `None` when SSO is off.
+    pub oidc: Option<Arc<ProviderCache>>,
     pub leptos_options: LeptosOptions,
 }
 

@@ -1,0 +1,225 @@
+//! Authentication at the edge: sessions, who is signed in, and the sign-in gate.
+//!
+//! Per request, [`authenticate`] reads the session once, checks its idle and absolute
+//! limits, reloads the user from the database (a disabled user or a changed role takes
+//! effect at once) and puts a [`CurrentUser`] into the request extensions, where
+//! `app::ssr::auth` finds it. Signed-out requests reach only the public routes listed in
+//! [`is_public`]; other pages redirect to the sign-in page, other server functions answer
+//! 401. What a signed-in user may do is decided by the server functions themselves, through
+//! `app::ssr::auth::require_*`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use app::error::AppError;
+use app::ssr::AppState;
+use app::ssr::auth::{ClientAddr, CurrentUser};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use backend::Config;
+use backend::identity::sessions::{DbSessionStore, SessionData, SessionValidity};
+use backend::store::StoreError;
+use http::{HeaderValue, Method, StatusCode, header};
+use leptos::server_fn::ServerFn;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "orchard_session";
+
+/// How often a session's `last_seen` is written: the idle timeout is exact to this much,
+/// and an active user costs one session write per interval rather than per request.
+pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The tower-sessions layer on Orchard's database: HttpOnly, SameSite=Lax (the SSO
+/// callback is a top-level GET from the provider, which Lax allows and Strict would
+/// not), Secure unless this is a plain-http loopback instance.
+pub fn session_layer(config: &Config, store: DbSessionStore) -> SessionManagerLayer<DbSessionStore> {
+    let idle = time::Duration::seconds(i64::try_from(config.auth.idle_timeout_secs).unwrap_or(i64::MAX));
+    SessionManagerLayer::new(store)
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.server.wants_secure_cookies(&config.auth))
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(idle))
+}
+
+/// Resolves the signed-in user and the client address, then lets the request through or
+/// sends a signed-out visitor to the sign-in page.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let client = client_addr(&request, state.config.server.trust_forwarded_for);
+    request.extensions_mut().insert(ClientAddr(client));
+    let session = request.extensions().get::<Session>().cloned();
+    let user = match session {
+        Some(session) => match resolve(&state, &session).await {
+            Ok(user) => user,
+            Err(response) => return *response,
+        },
+        None => None,
+    };
+    let signed_in = user.is_some();
+    if let Some(user) = user {
+        request.extensions_mut().insert(user);
+    }
+    if signed_in || is_public(request.uri().path(), &state) {
+        return next.run(request).await;
+    }
+    refuse_signed_out(&state, &request).await
+}
+
+/// The user of a valid session, or `None` (ending an expired or orphaned session).
+async fn resolve(state: &AppState, session: &Session) -> Result<Option<CurrentUser>, Box<Response>> {
+    let data = SessionData::load(session)
+        .await
+        .map_err(|_| Box::new(internal_error("session read failed")))?;
+    let Some(mut data) = data else {
+        return Ok(None);
+    };
+    let now = backend::identity::now_utc();
+    let validity = state.timeouts.check(&data, now);
+    if validity != SessionValidity::Valid {
+        tracing::info!(user = %data.user_id, ?validity, "session ended by timeout");
+        let _ = session.flush().await;
+        return Ok(None);
+    }
+    let user = match state.store.user(data.user_id).await {
+        Ok(user) if !user.disabled => user,
+        Ok(_) | Err(StoreError::NotFound { .. }) => {
+            tracing::info!(user = %data.user_id, "session of a disabled or deleted user ended");
+            let _ = session.flush().await;
+            return Ok(None);
+        }
+        Err(_) => return Err(Box::new(internal_error("user lookup failed"))),
+    };
+    let memberships = state
+        .store
+        .memberships_of(user.id)
+        .await
+        .map_err(|_| Box::new(internal_error("membership lookup failed")))?;
+    if now - data.last_seen >= TOUCH_INTERVAL {
+        data.last_seen = now;
+        data.store(session)
+            .await
+            .map_err(|_| Box::new(internal_error("session write failed")))?;
+        session.set_expiry(Some(Expiry::AtDateTime(state.timeouts.expiry(&data, now))));
+    }
+    Ok(Some(CurrentUser {
+        id: user.id,
+        username: user.username,
+        display_name: user.display_name,
+        instance_admin: user.instance_admin,
+        memberships,
+        sso: user.oidc.is_some(),
+    }))
+}
+
+/// Routes a signed-out visitor may use: the sign-in and setup pages, SSO, static assets,
+/// and the server functions those pages call.
+pub fn is_public(path: &str, state: &AppState) -> bool {
+    const PAGES: [&str; 4] = ["/login", "/setup", "/auth/oidc/start", "/favicon.svg"];
+    let public_fns = [
+        app::api::SignIn::PATH,
+        app::api::CompleteSetup::PATH,
+        app::api::GetMe::PATH,
+        app::api::GetSignInOptions::PATH,
+        app::api::SetTheme::PATH,
+    ];
+    let callback = state
+        .oidc
+        .as_ref()
+        .map(|oidc| oidc.config().redirect_path.as_str());
+    PAGES.contains(&path)
+        || public_fns.contains(&path)
+        || Some(path) == callback
+        || path.starts_with("/pkg/")
+}
+
+async fn refuse_signed_out(state: &AppState, request: &Request) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/api/") || request.method() != Method::GET {
+        let body = String::from_utf8(leptos::server_fn::error::FromServerFnError::ser(
+            &AppError::Unauthenticated,
+        )
+        .to_vec())
+        .unwrap_or_default();
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body,
+        )
+            .into_response();
+    }
+    // Before the first administrator exists, every page leads to setup.
+    if matches!(state.store.count_users().await, Ok(0)) {
+        return Redirect::to("/setup").into_response();
+    }
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str());
+    let login = if target == "/" {
+        "/login".to_owned()
+    } else {
+        format!("/login?next={}", url_escape(target))
+    };
+    Redirect::to(&login).into_response()
+}
+
+/// Percent-encodes everything but unreserved characters and `/`.
+fn url_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(byte as char);
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// The client's address: the peer, or the last `X-Forwarded-For` hop when configured.
+fn client_addr(request: &Request, trust_forwarded_for: bool) -> IpAddr {
+    if trust_forwarded_for
+        && let Some(forwarded) = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok())
+    {
+        return forwarded;
+    }
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
+}
+
+fn internal_error(context: &str) -> Response {
+    let AppError::Internal { incident_id } = app::ssr::internal(context) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("Something went wrong on the server (incident {incident_id})."),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_paths_are_escaped_for_the_query() {
+        assert_eq!(url_escape("/devices?q=C02 X&y=1"), "/devices%3Fq%3DC02%20X%26y%3D1");
+    }
+}
