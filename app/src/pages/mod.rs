@@ -3,4 +3,7 @@
 pub mod areas;
 pub mod error;
 pub mod home;
+pub mod login;
 pub mod not_found;
+pub mod setup;
+pub mod welcome;
