@@ -22,6 +22,8 @@ use crate::pages::areas::AreaPage;
 use crate::pages::error::ErrorPage;
 use crate::pages::home::HomePage;
 use crate::pages::not_found::NotFoundPage;
+use crate::pages::settings::accounts::OrganizationPage;
+use crate::pages::settings::organizations::SettingsPage;
 
 /// The HTML document around the app; rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -76,9 +78,11 @@ pub fn App() -> impl IntoView {
                         />
                         <Route path=path!("/audit") view=|| view! { <AreaPage path="/audit"/> }/>
                         <Route path=path!("/fleet") view=|| view! { <AreaPage path="/fleet"/> }/>
+                        <Route path=path!("/settings") view=SettingsPage ssr=SsrMode::Async/>
                         <Route
-                            path=path!("/settings")
-                            view=|| view! { <AreaPage path="/settings"/> }
+                            path=path!("/settings/organizations/:org")
+                            view=OrganizationPage
+                            ssr=SsrMode::Async
                         />
                     </Routes>
                 </ErrorBoundary>

@@ -4,3 +4,4 @@ pub mod areas;
 pub mod error;
 pub mod home;
 pub mod not_found;
+pub mod settings;
