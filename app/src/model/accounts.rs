@@ -147,7 +147,9 @@ impl ConnectionTest {
     pub fn summary(&self) -> String {
         match (self.ok, self.token_ok, &self.error) {
             (true, _, _) => "Connection OK: Apple issued a token and answered a test read.".into(),
-            (false, true, Some(e)) => format!("Apple issued a token, but the test read failed: {e}"),
+            (false, true, Some(e)) => {
+                format!("Apple issued a token, but the test read failed: {e}")
+            }
             (false, false, Some(e)) => format!("Apple refused a token: {e}"),
             (false, _, None) => "The test failed without a message.".into(),
         }
@@ -206,7 +208,10 @@ mod tests {
     #[test]
     fn utc_times_are_shortened_and_others_left_alone() {
         assert_eq!(short_time("2026-11-26T12:40:05Z"), "2026-11-26 12:40 UTC");
-        assert_eq!(short_time("2026-11-26T12:40:05+00:00"), "2026-11-26 12:40 UTC");
+        assert_eq!(
+            short_time("2026-11-26T12:40:05+00:00"),
+            "2026-11-26 12:40 UTC"
+        );
         assert_eq!(
             short_time("2026-11-26T12:40:05+02:00"),
             "2026-11-26T12:40:05+02:00"

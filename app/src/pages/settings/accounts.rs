@@ -25,9 +25,7 @@ use crate::api::{
     get_api_accounts,
 };
 use crate::error::AppError;
-use crate::model::accounts::{
-    ApiAccount, MAX_ACCOUNTS_PER_ORG, OrganizationAccounts, short_time,
-};
+use crate::model::accounts::{ApiAccount, MAX_ACCOUNTS_PER_ORG, OrganizationAccounts, short_time};
 
 /// Largest `.pem` file read into the form, in bytes (the server's limit too).
 const MAX_PEM_FILE_BYTES: f64 = 16.0 * 1024.0;
@@ -105,7 +103,10 @@ fn OrganizationView(
     add: ServerAction<AddApiAccount>,
     actions_for: Callback<String, RowActions>,
 ) -> impl IntoView {
-    let OrganizationAccounts { organization, accounts } = data;
+    let OrganizationAccounts {
+        organization,
+        accounts,
+    } = data;
     let count = accounts.len();
     let org_id = organization.id.clone();
     let list = if accounts.is_empty() {
@@ -123,7 +124,7 @@ fn OrganizationView(
                     .collect_view()}
             </ul>
         }
-            .into_any()
+        .into_any()
     };
     view! {
         <Title text=format!("{} · Settings · Orchard", organization.name)/>
@@ -224,7 +225,9 @@ fn AccountRow(org: String, account: ApiAccount, actions: RowActions) -> impl Int
     let health = account.health.clone();
     let failing = health.last_error.is_some();
     let fingerprint = account.key_fingerprint.clone();
-    let short_fingerprint = fingerprint.get(..16).map_or(fingerprint.clone(), |s| format!("{s}…"));
+    let short_fingerprint = fingerprint
+        .get(..16)
+        .map_or(fingerprint.clone(), |s| format!("{s}…"));
 
     view! {
         <li>
@@ -426,7 +429,10 @@ fn read_pem_file(
             return;
         };
         if file.size() > MAX_PEM_FILE_BYTES {
-            note.set(Some(format!("{} is too large to be a private key.", file.name())));
+            note.set(Some(format!(
+                "{} is too large to be a private key.",
+                file.name()
+            )));
             return;
         }
         let Ok(reader) = web_sys::FileReader::new() else {
@@ -462,7 +468,10 @@ fn AddAccountForm(org: String, add: ServerAction<AddApiAccount>) -> impl IntoVie
             return None;
         }
         add.value().with(|v| match v {
-            Some(Ok(account)) => Some(format!("Added {}. Test its connection above.", account.name)),
+            Some(Ok(account)) => Some(format!(
+                "Added {}. Test its connection above.",
+                account.name
+            )),
             _ => None,
         })
     };

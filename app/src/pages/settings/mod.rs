@@ -54,7 +54,10 @@ pub fn SettingsNav() -> impl IntoView {
 /// The error of an action's last call. With `dispatched_only`, an error that came from
 /// the URL (a form posted without JavaScript) is ignored: the URL names the server
 /// function but not the row whose form was posted, so rows show only their own calls.
-pub(crate) fn action_error<S>(action: ServerAction<S>, dispatched_only: bool) -> Signal<Option<AppError>>
+pub(crate) fn action_error<S>(
+    action: ServerAction<S>,
+    dispatched_only: bool,
+) -> Signal<Option<AppError>>
 where
     S: ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
     S::Output: Send + Sync + 'static,
@@ -71,7 +74,10 @@ where
 }
 
 /// The message for `field` in an action's last validation error.
-pub(crate) fn field_error(error: Signal<Option<AppError>>, field: &'static str) -> Signal<Option<String>> {
+pub(crate) fn field_error(
+    error: Signal<Option<AppError>>,
+    field: &'static str,
+) -> Signal<Option<String>> {
     Signal::derive(move || error.with(|e| e.as_ref().and_then(|e| e.field_message(field))))
 }
 

@@ -31,8 +31,14 @@ pub fn SettingsPage() -> impl IntoView {
 }
 
 #[component]
-fn OrganizationListing(list: OrganizationList, create: ServerAction<CreateOrganization>) -> impl IntoView {
-    let OrganizationList { may_create, organizations } = list;
+fn OrganizationListing(
+    list: OrganizationList,
+    create: ServerAction<CreateOrganization>,
+) -> impl IntoView {
+    let OrganizationList {
+        may_create,
+        organizations,
+    } = list;
     let listing = if organizations.is_empty() {
         view! { <p class="empty">"You administer no organization yet."</p> }.into_any()
     } else {
