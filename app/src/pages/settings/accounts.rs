@@ -71,8 +71,17 @@ pub fn OrganizationPage() -> impl IntoView {
     let org = Memo::new(move |_| params.read().get("org").unwrap_or_default());
     let add = ServerAction::<AddApiAccount>::new();
     let changed = RwSignal::new(0_u64);
+    // Refetch after a successful add (not after a refused one, which would re-render
+    // and clear the rows' half-filled forms) and after any row action.
+    let last_added = move || {
+        add.value().with(|v| {
+            v.as_ref()
+                .and_then(|r| r.as_ref().ok())
+                .map(|a| a.id.clone())
+        })
+    };
     let data = Resource::new(
-        move || (org.get(), add.version().get(), changed.get()),
+        move || (org.get(), last_added(), changed.get()),
         |(org, _, _)| get_api_accounts(org),
     );
     let owner = Owner::current().expect("a page renders inside an owner");
@@ -85,22 +94,21 @@ pub fn OrganizationPage() -> impl IntoView {
         .expect("the page's row actions outlive its rows")
     });
 
+    // The add form stays outside the transition: refetching the list must not clear
+    // what someone is typing there.
     view! {
         <Transition fallback=|| view! { <p>"Loading the organization…"</p> }>
             {move || Suspend::new(async move {
-                data.await
-                    .map(|data| {
-                        view! { <OrganizationView data add actions_for/> }
-                    })
+                data.await.map(|data| view! { <OrganizationView data actions_for/> })
             })}
         </Transition>
+        <AddAccountForm org add/>
     }
 }
 
 #[component]
 fn OrganizationView(
     data: OrganizationAccounts,
-    add: ServerAction<AddApiAccount>,
     actions_for: Callback<String, RowActions>,
 ) -> impl IntoView {
     let OrganizationAccounts {
@@ -143,7 +151,6 @@ fn OrganizationView(
             <UrlRowError/>
             {list}
         </section>
-        <AddAccountForm org=organization.id add/>
     }
 }
 
@@ -460,7 +467,7 @@ fn read_pem_file(
 }
 
 #[component]
-fn AddAccountForm(org: String, add: ServerAction<AddApiAccount>) -> impl IntoView {
+fn AddAccountForm(org: Memo<String>, add: ServerAction<AddApiAccount>) -> impl IntoView {
     let error = action_error(add, false);
     let form = NodeRef::<leptos::html::Form>::new();
     let added = move || {
@@ -498,7 +505,7 @@ fn AddAccountForm(org: String, add: ServerAction<AddApiAccount>) -> impl IntoVie
                  then copy the client ID and key ID here."
             </p>
             <ActionForm action=add node_ref=form attr:class="settings-form">
-                <input type="hidden" name="org" value=org/>
+                <input type="hidden" name="org" value=move || org.get()/>
                 <TextField
                     id="account-name".to_owned()
                     name="name"
