@@ -485,10 +485,8 @@ fn AddAccountForm(org: Memo<String>, add: ServerAction<AddApiAccount>) -> impl I
     Effect::watch(
         move || add.value().with(|v| matches!(v, Some(Ok(_)))),
         move |ok, _, _| {
-            if *ok {
-                if let Some(form) = form.get_untracked() {
-                    form.reset();
-                }
+            if *ok && let Some(form) = form.get_untracked() {
+                form.reset();
             }
         },
         false,
