@@ -99,6 +99,24 @@ test("an administrator tests the demo account, then adds, revokes and deletes an
   await expect(form.locator("#account-client-id-error")).toHaveCount(0);
   await expect(page.locator("body")).not.toContainText(pem.split("\n")[1]);
 
+  // A malformed key id on rotation is refused; a good one replaces the key. With
+  // JavaScript the message sits in the row, without it above the list.
+  await added.getByText("Rotate key…").click();
+  await added.getByLabel("New key ID").fill("ABC123");
+  await added.getByLabel("Private key (.pem)").fill(newPrivateKeyPem());
+  await added.getByRole("button", { name: "Rotate key", exact: true }).click();
+  await shell.ready();
+  await expect(page.getByText(/The key id must be a UUID/)).toBeVisible();
+  await expectAccessible();
+  const newKeyId = randomUUID();
+  if (!(await added.getByLabel("New key ID").isVisible())) await added.getByText("Rotate key…").click();
+  await added.getByLabel("New key ID").fill(newKeyId);
+  await added.getByLabel("Private key (.pem)").fill(newPrivateKeyPem());
+  await added.getByRole("button", { name: "Rotate key", exact: true }).click();
+  await shell.ready();
+  await expect(fact(added, "Key ID")).toHaveText(newKeyId);
+  await expect(fact(added, "Key rotated")).toContainText("UTC");
+
   // The simulator does not know this key: the test fails and says so.
   await added.getByRole("button", { name: "Test connection" }).click();
   await shell.ready();
