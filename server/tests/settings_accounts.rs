@@ -566,6 +566,8 @@ async fn organizations_are_listed_by_role_and_created_only_by_instance_admins() 
 
     let listed = expect_ok(root.get(ListOrganizations::PATH).await).await;
     assert_eq!(listed["may_create"], true);
+    let hub = root.get("/settings").await.text().await.unwrap();
+    assert!(hub.contains("Create an organization"), "{hub}");
     let all: Vec<(&str, bool)> = listed["organizations"]
         .as_array()
         .unwrap()
@@ -627,6 +629,10 @@ async fn the_organization_page_renders_accounts_with_their_health_for_admins_onl
 
     let hub = f.admin.get("/settings").await.text().await.unwrap();
     assert!(hub.contains(&format!(r#"href="{page}""#)), "{hub}");
+    assert!(
+        !hub.contains("Create an organization"),
+        "only instance administrators get the form"
+    );
 
     assert_eq!(viewer.get(&page).await.status(), StatusCode::FORBIDDEN);
     let stranger = f.app.browser().get(&page).await;
