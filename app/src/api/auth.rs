@@ -206,6 +206,12 @@ pub async fn complete_setup(
         ));
     }
     let state = crate::ssr::state()?;
+    let already_done = || AppError::Conflict {
+        message: "Setup is already complete. Sign in instead.".to_owned(),
+    };
+    if state.store.count_users().await? > 0 {
+        return Err(already_done());
+    }
     let now = backend::identity::now_utc();
     let admin = redeem_setup_token(
         state.store.as_ref(),
@@ -217,9 +223,7 @@ pub async fn complete_setup(
     )
     .await
     .map_err(|err| match err {
-        SetupError::AlreadyDone => AppError::Conflict {
-            message: "Setup is already complete. Sign in instead.".to_owned(),
-        },
+        SetupError::AlreadyDone => already_done(),
         SetupError::InvalidToken => AppError::validation(
             "token",
             "This setup link is invalid, used or expired. Restart Orchard for a new one.",

@@ -16,24 +16,19 @@ use crate::model::accounts::{ApiAccount, ConnectionTest, OrganizationAccounts};
 /// The organization's name and its API accounts with their health, by name.
 #[server(input = GetUrl, prefix = "/api")]
 pub async fn get_api_accounts(org: String) -> Result<OrganizationAccounts, AppError> {
-    super::with_status(
-        async move {
-            use backend::identity::Permission;
+    use backend::identity::Permission;
 
-            let org = crate::ssr::auth::parse_org(&org)?;
-            let user = crate::ssr::auth::require_permission(org, Permission::ManageAccounts)?;
-            let state = crate::ssr::state()?;
-            let organization = state.store.organization(org).await?;
-            let accounts = backend::accounts::list_accounts(state.store.as_ref(), org)
-                .await
-                .map_err(mapping::account_error)?;
-            Ok(OrganizationAccounts {
-                organization: super::organizations::mapping::summary(&user, organization),
-                accounts: accounts.into_iter().map(mapping::account).collect(),
-            })
-        }
-        .await,
-    )
+    let org = crate::ssr::auth::parse_org(&org)?;
+    let user = crate::ssr::auth::require_permission(org, Permission::ManageAccounts)?;
+    let state = crate::ssr::state()?;
+    let organization = state.store.organization(org).await?;
+    let accounts = backend::accounts::list_accounts(state.store.as_ref(), org)
+        .await
+        .map_err(mapping::account_error)?;
+    Ok(OrganizationAccounts {
+        organization: super::organizations::mapping::summary(&user, organization),
+        accounts: accounts.into_iter().map(mapping::account).collect(),
+    })
 }
 
 /// Adds an API account. `kind` is `business` (default) or `school`; empty URL fields
@@ -49,56 +44,46 @@ pub async fn add_api_account(
     #[server(default)] api_base_url: String,
     #[server(default)] token_url: String,
 ) -> Result<ApiAccount, AppError> {
-    super::with_status(
-        async move {
-            use backend::accounts::{self, NewApiAccount};
-            use backend::identity::Permission;
+    use backend::accounts::{self, NewApiAccount};
+    use backend::identity::Permission;
 
-            let org = crate::ssr::auth::parse_org(&org)?;
-            crate::ssr::auth::require_permission(org, Permission::ManageAccounts)?;
-            let kind = mapping::kind(&kind)?;
-            let urls = mapping::urls(kind, &api_base_url, &token_url);
-            let new = NewApiAccount::parse(&name, &client_id, &key_id, &pem, kind, urls)
-                .map_err(mapping::input_error)?;
-            let state = crate::ssr::state()?;
-            let view = accounts::add_account(
-                state.store.as_ref(),
-                &state.vault,
-                &crate::ssr::auth::actor(),
-                org,
-                new,
-            )
-            .await
-            .map_err(mapping::account_error)?;
-            Ok(mapping::account(view))
-        }
-        .await,
+    let org = crate::ssr::auth::parse_org(&org)?;
+    crate::ssr::auth::require_permission(org, Permission::ManageAccounts)?;
+    let kind = mapping::kind(&kind)?;
+    let urls = mapping::urls(kind, &api_base_url, &token_url);
+    let new = NewApiAccount::parse(&name, &client_id, &key_id, &pem, kind, urls)
+        .map_err(mapping::input_error)?;
+    let state = crate::ssr::state()?;
+    let view = accounts::add_account(
+        state.store.as_ref(),
+        &state.vault,
+        &crate::ssr::auth::actor(),
+        org,
+        new,
     )
+    .await
+    .map_err(mapping::account_error)?;
+    Ok(mapping::account(view))
 }
 
 /// Gets a token and reads one page with the account's credentials; records the health.
 /// A refusal by Apple is a report, not an error.
 #[server(prefix = "/api")]
 pub async fn test_api_account(org: String, account: String) -> Result<ConnectionTest, AppError> {
-    super::with_status(
-        async move {
-            let (state, id) = mapping::authorized(&org, &account).await?;
-            let report = backend::accounts::test_connection(
-                state.store.as_ref(),
-                &state.clients,
-                &crate::ssr::auth::actor(),
-                id,
-            )
-            .await
-            .map_err(mapping::account_error)?;
-            Ok(ConnectionTest {
-                token_ok: report.token_ok,
-                ok: report.ok,
-                error: report.error,
-            })
-        }
-        .await,
+    let (state, id) = mapping::authorized(&org, &account).await?;
+    let report = backend::accounts::test_connection(
+        state.store.as_ref(),
+        &state.clients,
+        &crate::ssr::auth::actor(),
+        id,
     )
+    .await
+    .map_err(mapping::account_error)?;
+    Ok(ConnectionTest {
+        token_ok: report.token_ok,
+        ok: report.ok,
+        error: report.error,
+    })
 }
 
 /// Replaces the account's key and key id (a new key in Apple Business has a new id).
@@ -109,63 +94,48 @@ pub async fn rotate_api_key(
     key_id: String,
     pem: String,
 ) -> Result<ApiAccount, AppError> {
-    super::with_status(
-        async move {
-            let (state, id) = mapping::authorized(&org, &account).await?;
-            let view = backend::accounts::rotate_key(
-                state.store.as_ref(),
-                &state.vault,
-                &state.clients,
-                &crate::ssr::auth::actor(),
-                id,
-                &key_id,
-                &pem,
-            )
-            .await
-            .map_err(mapping::account_error)?;
-            Ok(mapping::account(view))
-        }
-        .await,
+    let (state, id) = mapping::authorized(&org, &account).await?;
+    let view = backend::accounts::rotate_key(
+        state.store.as_ref(),
+        &state.vault,
+        &state.clients,
+        &crate::ssr::auth::actor(),
+        id,
+        &key_id,
+        &pem,
     )
+    .await
+    .map_err(mapping::account_error)?;
+    Ok(mapping::account(view))
 }
 
 /// Revokes the account: it stays listed with its history and is never used again.
 #[server(prefix = "/api")]
 pub async fn revoke_api_account(org: String, account: String) -> Result<ApiAccount, AppError> {
-    super::with_status(
-        async move {
-            let (state, id) = mapping::authorized(&org, &account).await?;
-            let view = backend::accounts::revoke(
-                state.store.as_ref(),
-                &state.clients,
-                &crate::ssr::auth::actor(),
-                id,
-            )
-            .await
-            .map_err(mapping::account_error)?;
-            Ok(mapping::account(view))
-        }
-        .await,
+    let (state, id) = mapping::authorized(&org, &account).await?;
+    let view = backend::accounts::revoke(
+        state.store.as_ref(),
+        &state.clients,
+        &crate::ssr::auth::actor(),
+        id,
     )
+    .await
+    .map_err(mapping::account_error)?;
+    Ok(mapping::account(view))
 }
 
 /// Deletes the account and its sealed key. The page asks for confirmation first.
 #[server(prefix = "/api")]
 pub async fn delete_api_account(org: String, account: String) -> Result<(), AppError> {
-    super::with_status(
-        async move {
-            let (state, id) = mapping::authorized(&org, &account).await?;
-            backend::accounts::delete(
-                state.store.as_ref(),
-                &state.clients,
-                &crate::ssr::auth::actor(),
-                id,
-            )
-            .await
-            .map_err(mapping::account_error)
-        }
-        .await,
+    let (state, id) = mapping::authorized(&org, &account).await?;
+    backend::accounts::delete(
+        state.store.as_ref(),
+        &state.clients,
+        &crate::ssr::auth::actor(),
+        id,
     )
+    .await
+    .map_err(mapping::account_error)
 }
 
 #[cfg(feature = "ssr")]

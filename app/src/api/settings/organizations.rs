@@ -15,64 +15,52 @@ use crate::model::accounts::{OrganizationList, OrganizationSummary};
 /// instance administrator.
 #[server(input = GetUrl, prefix = "/api")]
 pub async fn list_organizations() -> Result<OrganizationList, AppError> {
-    super::with_status(
-        async move {
-            use backend::identity::Permission;
+    use backend::identity::Permission;
 
-            let user = crate::ssr::auth::require_user()?;
-            let state = crate::ssr::state()?;
-            let organizations = state.store.list_organizations().await?;
-            Ok(OrganizationList {
-                may_create: user.instance_admin,
-                organizations: organizations
-                    .into_iter()
-                    .filter(|org| {
-                        user.instance_admin || user.may(org.id, Permission::ManageAccounts)
-                    })
-                    .map(|org| mapping::summary(&user, org))
-                    .collect(),
-            })
-        }
-        .await,
-    )
+    let user = crate::ssr::auth::require_user()?;
+    let state = crate::ssr::state()?;
+    let organizations = state.store.list_organizations().await?;
+    Ok(OrganizationList {
+        may_create: user.instance_admin,
+        organizations: organizations
+            .into_iter()
+            .filter(|org| user.instance_admin || user.may(org.id, Permission::ManageAccounts))
+            .map(|org| mapping::summary(&user, org))
+            .collect(),
+    })
 }
 
 /// Creates an organization named `name`; the instance administrator creating it becomes
 /// its admin.
 #[server(prefix = "/api")]
 pub async fn create_organization(name: String) -> Result<OrganizationSummary, AppError> {
-    super::with_status(
-        async move {
-            use backend::audit::{self, AuditAction};
-            use backend::identity::users::create_organization_as;
-            use backend::orgs::NewOrganization;
+    use backend::audit::{self, AuditAction};
+    use backend::identity::users::create_organization_as;
+    use backend::orgs::NewOrganization;
 
-            let user = crate::ssr::auth::require_instance_admin()?;
-            let new = NewOrganization::parse(&name)
-                .map_err(|e| AppError::validation("name", mapping::sentence(&e.to_string())))?;
-            let state = crate::ssr::state()?;
-            let org = create_organization_as(state.store.as_ref(), user.id, &new)
-                .await
-                .map_err(mapping::creation_error)?;
-            audit::append(
-                state.store.as_ref(),
-                &crate::ssr::auth::actor(),
-                AuditAction::OrganizationCreated,
-                &format!("organization:{}", org.id),
-                serde_json::json!({ "name": org.name, "slug": org.slug }),
-            )
-            .await
-            .map_err(|_| crate::ssr::internal("audit append failed"))?;
-            Ok(OrganizationSummary {
-                id: org.id.to_string(),
-                name: org.name,
-                slug: org.slug,
-                role: Some(backend::identity::Role::Admin.as_str().to_owned()),
-                manageable: true,
-            })
-        }
-        .await,
+    let user = crate::ssr::auth::require_instance_admin()?;
+    let new = NewOrganization::parse(&name)
+        .map_err(|e| AppError::validation("name", mapping::sentence(&e.to_string())))?;
+    let state = crate::ssr::state()?;
+    let org = create_organization_as(state.store.as_ref(), user.id, &new)
+        .await
+        .map_err(mapping::creation_error)?;
+    audit::append(
+        state.store.as_ref(),
+        &crate::ssr::auth::actor(),
+        AuditAction::OrganizationCreated,
+        &format!("organization:{}", org.id),
+        serde_json::json!({ "name": org.name, "slug": org.slug }),
     )
+    .await
+    .map_err(|_| crate::ssr::internal("audit append failed"))?;
+    Ok(OrganizationSummary {
+        id: org.id.to_string(),
+        name: org.name,
+        slug: org.slug,
+        role: Some(backend::identity::Role::Admin.as_str().to_owned()),
+        manageable: true,
+    })
 }
 
 #[cfg(feature = "ssr")]
