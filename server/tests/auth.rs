@@ -416,3 +416,105 @@ async fn after_sign_in_the_user_goes_to_a_relative_next_only() {
         assert_eq!(response.headers()[LOCATION], expected, "{next}");
     }
 }
+
+#[tokio::test]
+async fn a_session_ends_after_the_idle_timeout() {
+    let app = TestApp::spawn_with(|c| c.auth.idle_timeout_secs = 1).await;
+    app.create_user("ada", false).await;
+    let cookie = cookie_value(&session_cookie(&sign_in_raw(&app, "ada", PASSWORD).await).unwrap());
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    assert_eq!(
+        get_with_cookie(&app, "/", &cookie).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn an_account_with_totp_needs_the_code_and_a_plain_form_is_sent_to_the_code_step() {
+    use backend::identity::totp::{self, TotpSecret};
+
+    let app = TestApp::spawn().await;
+    let ada = app.create_user("ada", false).await;
+    let enrollment = totp::begin_enrollment(app.store.as_ref(), app.vault.as_ref(), ada, "Orchard")
+        .await
+        .unwrap();
+    let secret = TotpSecret::from_bytes(decode_base32(&enrollment.secret.base32()));
+    let now = backend::identity::now_utc();
+    let step = totp::step_at(now);
+    totp::confirm_enrollment(
+        app.store.as_ref(),
+        app.vault.as_ref(),
+        ada,
+        &secret.code_at_step(step - 1),
+        now,
+    )
+    .await
+    .unwrap();
+
+    let with_script = sign_in_raw(&app, "ada", PASSWORD).await;
+    assert_eq!(with_script.status(), StatusCode::OK);
+    assert!(session_cookie(&with_script).is_none());
+    assert_eq!(with_script.text().await.unwrap(), r#""code_required""#);
+
+    let plain_form = app
+        .client
+        .post(app.url(app::api::SignIn::PATH))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "text/html")
+        .body(common::serde_urlencoded(&[
+            ("username", "ada"),
+            ("password", PASSWORD),
+            ("next", "/fleet"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain_form.status(), StatusCode::FOUND);
+    assert_eq!(
+        plain_form.headers()[LOCATION],
+        "/login?step=code&username=ada&next=/fleet"
+    );
+
+    let browser = app.browser();
+    let wrong = browser
+        .call(
+            app::api::SignIn::PATH,
+            &[
+                ("username", "ada"),
+                ("password", PASSWORD),
+                ("code", "000000"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.text().await.unwrap().contains(r#""field":"code""#));
+    let code = secret.code_at_step(step);
+    let right = browser
+        .call(
+            app::api::SignIn::PATH,
+            &[("username", "ada"), ("password", PASSWORD), ("code", &code)],
+        )
+        .await;
+    assert_eq!(right.status(), StatusCode::OK);
+    assert_eq!(browser.get("/").await.status(), StatusCode::OK);
+}
+
+/// RFC 4648 base32 without padding, as authenticator apps read it.
+fn decode_base32(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bits = 0_u64;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let value = ALPHABET.iter().position(|a| *a == c).expect("base32") as u64;
+        bits = (bits << 5) | value;
+        count += 5;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    out
+}
