@@ -23,6 +23,8 @@ use crate::pages::error::ErrorPage;
 use crate::pages::home::HomePage;
 use crate::pages::login::LoginPage;
 use crate::pages::not_found::NotFoundPage;
+use crate::pages::settings::accounts::OrganizationPage;
+use crate::pages::settings::organizations::SettingsPage;
 use crate::pages::setup::SetupPage;
 use crate::pages::welcome::WelcomePage;
 
@@ -104,9 +106,10 @@ pub fn App() -> impl IntoView {
                             view=|| view! { <AreaPage path="/fleet"/> }
                             ssr=SsrMode::Async
                         />
+                        <Route path=path!("/settings") view=SettingsPage ssr=SsrMode::Async/>
                         <Route
-                            path=path!("/settings")
-                            view=|| view! { <AreaPage path="/settings"/> }
+                            path=path!("/settings/organizations/:org")
+                            view=OrganizationPage
                             ssr=SsrMode::Async
                         />
                     </Routes>

@@ -124,12 +124,84 @@ fn server_functions() -> Vec<Row> {
             },
             expect: [Yes, Yes, Yes, Yes, Yes, Yes, Yes, Yes],
         },
+        Row {
+            path: ListOrganizations::PATH,
+            get: true,
+            args: none,
+            expect: [Out, Yes, Yes, Yes, Yes, Yes, Yes, Yes],
+        },
+        Row {
+            path: CreateOrganization::PATH,
+            get: false,
+            // An empty name: past the check it is a 422, and nothing is created.
+            args: |_| vec![("name", String::new())],
+            expect: [Out, No, No, No, No, No, No, Yes],
+        },
+        Row {
+            path: GetApiAccounts::PATH,
+            get: true,
+            args: |f| vec![("org", f.org.clone())],
+            expect: MANAGE_ACCOUNTS,
+        },
+        Row {
+            path: AddApiAccount::PATH,
+            get: false,
+            // A malformed client id: past the check it is a 422, and nothing is added.
+            args: |f| {
+                vec![
+                    ("org", f.org.clone()),
+                    ("name", "Probe".into()),
+                    ("client_id", "x".into()),
+                    ("key_id", "x".into()),
+                    ("pem", "x".into()),
+                ]
+            },
+            expect: MANAGE_ACCOUNTS,
+        },
+        Row {
+            path: TestApiAccount::PATH,
+            get: false,
+            args: unknown_account,
+            expect: MANAGE_ACCOUNTS,
+        },
+        Row {
+            path: RotateApiKey::PATH,
+            get: false,
+            args: |f| {
+                let mut args = unknown_account(f);
+                args.extend([("key_id", "x".into()), ("pem", "x".into())]);
+                args
+            },
+            expect: MANAGE_ACCOUNTS,
+        },
+        Row {
+            path: RevokeApiAccount::PATH,
+            get: false,
+            args: unknown_account,
+            expect: MANAGE_ACCOUNTS,
+        },
+        Row {
+            path: DeleteApiAccount::PATH,
+            get: false,
+            args: unknown_account,
+            expect: MANAGE_ACCOUNTS,
+        },
+    ]
+}
+
+/// Admins of the organization only (`ManageAccounts`).
+const MANAGE_ACCOUNTS: [Outcome; 8] = [Out, No, No, No, No, Yes, No, No];
+
+/// An API account id that does not exist: past the check it is a 404, and nothing changes.
+fn unknown_account(f: &Fixture) -> Vec<(&'static str, String)> {
+    vec![
+        ("org", f.org.clone()),
+        ("account", "00000000-0000-4000-8000-000000000000".into()),
     ]
 }
 
 /// Every page. Same columns.
 fn pages(f: &Fixture) -> Vec<(String, [Outcome; 8])> {
-    let _ = f;
     let open = [Yes, Yes, Yes, Yes, Yes, Yes, Yes, Yes];
     let signed_in = [Out, Yes, Yes, Yes, Yes, Yes, Yes, Yes];
     vec![
@@ -145,14 +217,19 @@ fn pages(f: &Fixture) -> Vec<(String, [Outcome; 8])> {
         ("/audit".into(), signed_in),
         ("/fleet".into(), signed_in),
         ("/settings".into(), signed_in),
+        (
+            format!("/settings/organizations/{}", f.org),
+            MANAGE_ACCOUNTS,
+        ),
     ]
 }
 
-/// Route patterns of the pages table, for the completeness check (`:org` for ids).
+/// Route patterns of the pages table, for the completeness check (`{org}` for ids, as
+/// axum 0.8 spells route parameters).
 fn page_patterns(f: &Fixture) -> BTreeSet<String> {
     pages(f)
         .into_iter()
-        .map(|(path, _)| path.replace(&f.org, ":org").replace(&f.other_org, ":org"))
+        .map(|(path, _)| path.replace(&f.org, "{org}").replace(&f.other_org, "{org}"))
         .collect()
 }
 

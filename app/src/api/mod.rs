@@ -11,3 +11,13 @@ pub use auth::{
 };
 pub use preferences::{SetTheme, set_theme};
 pub use system::{GetSystemStatus, get_system_status};
+pub mod settings;
+
+pub use settings::accounts::{
+    AddApiAccount, DeleteApiAccount, GetApiAccounts, RevokeApiAccount, RotateApiKey,
+    TestApiAccount, add_api_account, delete_api_account, get_api_accounts, revoke_api_account,
+    rotate_api_key, test_api_account,
+};
+pub use settings::organizations::{
+    CreateOrganization, ListOrganizations, create_organization, list_organizations,
+};

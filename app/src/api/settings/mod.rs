@@ -1,0 +1,4 @@
+//! Server functions of the Settings area, one module per resource.
+
+pub mod accounts;
+pub mod organizations;
