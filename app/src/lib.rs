@@ -25,6 +25,7 @@ use crate::pages::login::LoginPage;
 use crate::pages::not_found::NotFoundPage;
 use crate::pages::settings::accounts::OrganizationPage;
 use crate::pages::settings::organizations::SettingsPage;
+use crate::pages::settings::sso::SsoSettingsPage;
 use crate::pages::setup::SetupPage;
 use crate::pages::welcome::WelcomePage;
 
@@ -107,6 +108,7 @@ pub fn App() -> impl IntoView {
                             ssr=SsrMode::Async
                         />
                         <Route path=path!("/settings") view=SettingsPage ssr=SsrMode::Async/>
+                        <Route path=path!("/settings/sso") view=SsoSettingsPage ssr=SsrMode::Async/>
                         <Route
                             path=path!("/settings/organizations/:org")
                             view=OrganizationPage

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub mod accounts;
+pub mod sso;
 
 /// Name of the cookie holding the theme choice; read during SSR so the first paint is right.
 pub const THEME_COOKIE: &str = "orchard_theme";

@@ -5,6 +5,9 @@
 //! Outcomes are about the access check only: `ok` means the call got past it (a 2xx, or a
 //! domain answer such as 404/409/422 for arguments that are valid for some callers only),
 //! `no` is 403, `out` is 401 for server functions and a redirect to sign-in for pages.
+//!
+//! The same crawl, with a canary private key added, shows that the key appears in no
+//! response, no TRACE log line and no byte of the database.
 
 mod common;
 
@@ -128,7 +131,7 @@ fn server_functions() -> Vec<Row> {
             path: ListOrganizations::PATH,
             get: true,
             args: none,
-            expect: [Out, Yes, Yes, Yes, Yes, Yes, Yes, Yes],
+            expect: ADMINISTERS_SOMETHING,
         },
         Row {
             path: CreateOrganization::PATH,
@@ -186,8 +189,39 @@ fn server_functions() -> Vec<Row> {
             args: unknown_account,
             expect: MANAGE_ACCOUNTS,
         },
+        Row {
+            path: GetSsoSettings::PATH,
+            get: true,
+            args: none,
+            expect: INSTANCE_ADMIN,
+        },
+        Row {
+            path: AddSsoRule::PATH,
+            get: false,
+            // An empty group: past the check it is a 422, and nothing is added.
+            args: |f| {
+                vec![
+                    ("org", f.org.clone()),
+                    ("group", String::new()),
+                    ("role", "viewer".into()),
+                ]
+            },
+            expect: INSTANCE_ADMIN,
+        },
+        Row {
+            path: DeleteSsoRule::PATH,
+            get: false,
+            args: |f| vec![("org", f.org.clone()), ("group", "no-such-group".into())],
+            expect: INSTANCE_ADMIN,
+        },
     ]
 }
+
+/// Instance administrators only.
+const INSTANCE_ADMIN: [Outcome; 8] = [Out, No, No, No, No, No, No, Yes];
+
+/// Whoever administers some organization, or the instance.
+const ADMINISTERS_SOMETHING: [Outcome; 8] = [Out, No, No, No, No, Yes, Yes, Yes];
 
 /// Admins of the organization only (`ManageAccounts`).
 const MANAGE_ACCOUNTS: [Outcome; 8] = [Out, No, No, No, No, Yes, No, No];
@@ -216,7 +250,8 @@ fn pages(f: &Fixture) -> Vec<(String, [Outcome; 8])> {
         ("/directory".into(), signed_in),
         ("/audit".into(), signed_in),
         ("/fleet".into(), signed_in),
-        ("/settings".into(), signed_in),
+        ("/settings".into(), ADMINISTERS_SOMETHING),
+        ("/settings/sso".into(), INSTANCE_ADMIN),
         (
             format!("/settings/organizations/{}", f.org),
             MANAGE_ACCOUNTS,
@@ -263,6 +298,8 @@ impl World {
         let app = TestApp::spawn().await;
         let acme = app.create_org("Acme").await;
         let other = app.create_org("Other").await;
+        // A user must exist, or every page leads to first-run setup instead.
+        app.create_user("someone", false).await;
         Self {
             fixture: Fixture {
                 org: acme.to_string(),
@@ -334,13 +371,9 @@ fn classify_call(status: StatusCode) -> Option<Outcome> {
     }
 }
 
-fn classify_page(response: &reqwest::Response) -> Option<Outcome> {
-    let location = response
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    match response.status() {
+fn classify_page(answer: &Answer) -> Option<Outcome> {
+    let location = answer.location.as_deref().unwrap_or_default();
+    match answer.status {
         StatusCode::OK => Some(Yes),
         StatusCode::FORBIDDEN => Some(No),
         StatusCode::SEE_OTHER if location.starts_with("/login") => Some(Out),
@@ -348,23 +381,20 @@ fn classify_page(response: &reqwest::Response) -> Option<Outcome> {
     }
 }
 
-#[tokio::test]
-async fn every_server_function_checks_the_role_as_the_table_says() {
-    let world = World::new().await;
-    let rows = server_functions();
+/// One answer of the crawl: who asked for what, and what came back.
+struct Answer {
+    what: String,
+    caller: Caller,
+    expected: Outcome,
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+}
 
-    let registered: BTreeSet<&str> = leptos::server_fn::axum::server_fn_paths()
-        .map(|(path, _)| path)
-        .collect();
-    let listed: BTreeSet<&str> = rows.iter().map(|r| r.path).collect();
-    let unlisted: Vec<_> = registered.difference(&listed).collect();
-    assert!(
-        unlisted.is_empty(),
-        "server functions missing from the table: {unlisted:?}"
-    );
-
-    let mut mismatches = Vec::new();
-    for row in &rows {
+/// Calls every server function of the table as every caller (a fresh user each time).
+async fn call_every_server_function(world: &World) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    for row in server_functions() {
         for (caller, expected) in CALLERS.into_iter().zip(row.expect) {
             let browser = world.browser(caller).await;
             let args = (row.args)(&world.fixture);
@@ -375,18 +405,78 @@ async fn every_server_function_checks_the_role_as_the_table_says() {
             } else {
                 browser.call(row.path, &form).await
             };
-            let status = response.status();
-            let got = classify_call(status);
-            if got != Some(expected) {
-                mismatches.push(Mismatch {
-                    what: row.path.to_owned(),
-                    caller,
-                    expected,
-                    got: format!("{status} {}", response.text().await.unwrap_or_default()),
-                });
-            }
+            answers.push(answer(row.path.to_owned(), caller, expected, response).await);
         }
     }
+    answers
+}
+
+/// Opens every page of the table as every caller.
+async fn open_every_page(world: &World) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    for (path, expect) in pages(&world.fixture) {
+        for (caller, expected) in CALLERS.into_iter().zip(expect) {
+            let response = world.browser(caller).await.get(&path).await;
+            answers.push(answer(path.clone(), caller, expected, response).await);
+        }
+    }
+    answers
+}
+
+async fn answer(
+    what: String,
+    caller: Caller,
+    expected: Outcome,
+    response: reqwest::Response,
+) -> Answer {
+    Answer {
+        what,
+        caller,
+        expected,
+        status: response.status(),
+        location: response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: response.text().await.unwrap_or_default(),
+    }
+}
+
+fn mismatches(answers: &[Answer], classify: fn(&Answer) -> Option<Outcome>) -> Vec<Mismatch> {
+    answers
+        .iter()
+        .filter(|a| classify(a) != Some(a.expected))
+        .map(|a| Mismatch {
+            what: a.what.clone(),
+            caller: a.caller,
+            expected: a.expected,
+            got: format!(
+                "{} {:?} {}",
+                a.status,
+                a.location,
+                a.body.chars().take(200).collect::<String>()
+            ),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_server_function_checks_the_role_as_the_table_says() {
+    let registered: BTreeSet<&str> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, _)| path)
+        .collect();
+    let listed: BTreeSet<&str> = server_functions().iter().map(|r| r.path).collect();
+    let unlisted: Vec<_> = registered.difference(&listed).collect();
+    assert!(
+        unlisted.is_empty(),
+        "server functions missing from the table: {unlisted:?}"
+    );
+
+    let world = World::new().await;
+    let answers = call_every_server_function(&world).await;
+
+    let mismatches = mismatches(&answers, |a| classify_call(a.status));
     assert!(
         mismatches.is_empty(),
         "{} unexpected results:\n{mismatches:#?}",
@@ -397,9 +487,6 @@ async fn every_server_function_checks_the_role_as_the_table_says() {
 #[tokio::test]
 async fn every_page_checks_sign_in_and_role_as_the_table_says() {
     let world = World::new().await;
-    // A user must exist, or every page leads to first-run setup instead.
-    world.app.create_user("someone", false).await;
-
     let routes: BTreeSet<String> = leptos_axum::generate_route_list(app::App)
         .iter()
         .map(|r| r.path().to_owned())
@@ -412,28 +499,192 @@ async fn every_page_checks_sign_in_and_role_as_the_table_says() {
         "pages missing from the table: {unlisted:?}"
     );
 
-    let mut mismatches = Vec::new();
-    for (path, expect) in pages(&world.fixture) {
-        for (caller, expected) in CALLERS.into_iter().zip(expect) {
-            let response = world.browser(caller).await.get(&path).await;
-            let got = classify_page(&response);
-            if got != Some(expected) {
-                mismatches.push(Mismatch {
-                    what: path.clone(),
-                    caller,
-                    expected,
-                    got: format!(
-                        "{} {:?}",
-                        response.status(),
-                        response.headers().get("location")
-                    ),
-                });
-            }
-        }
-    }
+    let answers = open_every_page(&world).await;
+
+    let mismatches = mismatches(&answers, classify_page);
     assert!(
         mismatches.is_empty(),
         "{} unexpected results:\n{mismatches:#?}",
         mismatches.len()
     );
+}
+
+/// A canary private key, added through the server function behind the API account form
+/// and used for a connection test, appears in no response of the whole crawl (every page
+/// and server function, every caller), in no log line at TRACE level, and in no byte of
+/// the database files.
+#[tokio::test]
+async fn a_canary_private_key_never_leaves_the_vault() {
+    let logs = capture_trace_logs();
+    let world = World::new().await;
+    let canary = Canary::new();
+    let sim = simulator::Simulator::builder()
+        .seed(7)
+        .devices(20)
+        .spawn()
+        .await
+        .unwrap();
+    let client_id = format!("BUSINESSAPI.{}", uuid::Uuid::new_v4());
+    let key_id = uuid::Uuid::new_v4().to_string();
+    sim.register_key(&client_id, &key_id, &canary.public_pem)
+        .unwrap();
+    let admin = world.browser(Caller::Admin).await;
+
+    let added = admin
+        .call(
+            app::api::AddApiAccount::PATH,
+            &[
+                ("org", world.fixture.org.as_str()),
+                ("name", "Canary"),
+                ("client_id", client_id.as_str()),
+                ("key_id", key_id.as_str()),
+                ("pem", canary.pem.as_str()),
+                ("api_base_url", sim.base_url()),
+                ("token_url", sim.token_url().as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::OK);
+    let added = added.text().await.unwrap();
+    canary.assert_absent("the add answer", added.as_bytes());
+    let account = added
+        .split("\"id\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the new account's id")
+        .to_owned();
+    let tested = admin
+        .call(
+            app::api::TestApiAccount::PATH,
+            &[
+                ("org", world.fixture.org.as_str()),
+                ("account", account.as_str()),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        tested.contains("\"ok\":true"),
+        "the canary key must work: {tested}"
+    );
+    canary.assert_absent("the test answer", tested.as_bytes());
+
+    let mut answers = call_every_server_function(&world).await;
+    answers.extend(open_every_page(&world).await);
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let response = world.app.get(path).await;
+        answers.push(answer(path.to_owned(), Caller::SignedOut, Yes, response).await);
+    }
+    for a in &answers {
+        canary.assert_absent(&format!("{} as {:?}", a.what, a.caller), a.body.as_bytes());
+    }
+    assert!(
+        answers.len() > 200,
+        "the crawl covered {} answers",
+        answers.len()
+    );
+
+    let logs = logs.lock().unwrap().clone();
+    assert!(
+        logs.windows(5).any(|w| w == b"TRACE"),
+        "TRACE lines were captured ({} bytes)",
+        logs.len()
+    );
+    canary.assert_absent("the TRACE log", &logs);
+
+    let mut files = 0;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = world.app.dir().join(format!("orchard.db{suffix}"));
+        if let Ok(bytes) = std::fs::read(&path) {
+            canary.assert_absent(&path.display().to_string(), &bytes);
+            files += 1;
+        }
+    }
+    assert!(files >= 1);
+}
+
+/// A fresh P-256 key and every form it could leak in.
+struct Canary {
+    pem: String,
+    public_pem: String,
+    needles: Vec<Vec<u8>>,
+}
+
+impl Canary {
+    fn new() -> Self {
+        use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+
+        let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+        let public_pem = key.public_key().to_public_key_pem(LineEnding::LF).unwrap();
+        let der = key.to_pkcs8_der().unwrap().as_bytes().to_vec();
+        let scalar = key.to_bytes().to_vec();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let mut needles: Vec<Vec<u8>> = pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(|l| l.as_bytes().to_vec())
+            .collect();
+        needles.extend([
+            body.into_bytes(),
+            der,
+            scalar.clone(),
+            hex(&scalar).into_bytes(),
+        ]);
+        Self {
+            pem,
+            public_pem,
+            needles,
+        }
+    }
+
+    #[track_caller]
+    fn assert_absent(&self, what: &str, haystack: &[u8]) {
+        for needle in &self.needles {
+            assert!(
+                !haystack
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_slice()),
+                "{what} contains canary key material"
+            );
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Installs a TRACE-level subscriber for this test binary, writing into memory.
+fn capture_trace_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || MemoryWriter(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other subscriber");
+        buffer
+    })
+    .clone()
+}
+
+struct MemoryWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for MemoryWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -228,9 +228,11 @@ pub async fn complete_setup(
             "token",
             "This setup link is invalid, used or expired. Restart Orchard for a new one.",
         ),
-        SetupError::Username(e) => AppError::validation("username", capitalized(&e.to_string())),
+        SetupError::Username(e) => {
+            AppError::validation("username", crate::ssr::sentence(&e.to_string()))
+        }
         SetupError::PasswordRule(e) => {
-            AppError::validation("password", capitalized(&e.to_string()))
+            AppError::validation("password", crate::ssr::sentence(&e.to_string()))
         }
         other => {
             tracing::error!(error = &other as &dyn std::error::Error, "setup failed");
@@ -258,17 +260,4 @@ pub async fn complete_setup(
     .map_err(|_| crate::ssr::internal("audit append failed"))?;
     leptos_axum::redirect("/welcome");
     Ok(())
-}
-
-#[cfg(feature = "ssr")]
-fn capitalized(message: &str) -> String {
-    let mut chars = message.chars();
-    let mut out: String = chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default();
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
 }

@@ -21,3 +21,6 @@ pub use settings::accounts::{
 pub use settings::organizations::{
     CreateOrganization, ListOrganizations, create_organization, list_organizations,
 };
+pub use settings::sso::{
+    AddSsoRule, DeleteSsoRule, GetSsoSettings, add_sso_rule, delete_sso_rule, get_sso_settings,
+};

@@ -149,10 +149,10 @@ mod mapping {
     use backend::store::StoreError;
     use time::format_description::well_known::Rfc3339;
 
-    use super::super::organizations::mapping::sentence;
     use crate::error::AppError;
     use crate::model::accounts::{AccountHealth, ApiAccount};
     use crate::ssr::AppState;
+    use crate::ssr::sentence;
 
     fn account_not_found() -> AppError {
         AppError::NotFound {

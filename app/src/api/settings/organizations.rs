@@ -1,6 +1,6 @@
 //! Organizations in Settings: the list a user administers, and creating one.
 //!
-//! Listing needs only a signed-in user: the list is filtered to the organizations whose
+//! Listing is for those who administer something (else 403): the list is filtered to the organizations whose
 //! API accounts the user may manage (instance administrators see every organization,
 //! marked by whether they hold a role there). Creating is for instance administrators;
 //! the creator becomes the new organization's admin.
@@ -18,6 +18,12 @@ pub async fn list_organizations() -> Result<OrganizationList, AppError> {
     use backend::identity::Permission;
 
     let user = crate::ssr::auth::require_user()?;
+    let administers = |role: backend::identity::Role| {
+        role.allows(Permission::ManageAccounts) || role.allows(Permission::ManageUsers)
+    };
+    if !user.instance_admin && !user.memberships.iter().any(|m| administers(m.role)) {
+        return Err(AppError::Forbidden);
+    }
     let state = crate::ssr::state()?;
     let organizations = state.store.list_organizations().await?;
     Ok(OrganizationList {
@@ -40,7 +46,7 @@ pub async fn create_organization(name: String) -> Result<OrganizationSummary, Ap
 
     let user = crate::ssr::auth::require_instance_admin()?;
     let new = NewOrganization::parse(&name)
-        .map_err(|e| AppError::validation("name", mapping::sentence(&e.to_string())))?;
+        .map_err(|e| AppError::validation("name", crate::ssr::sentence(&e.to_string())))?;
     let state = crate::ssr::state()?;
     let org = create_organization_as(state.store.as_ref(), user.id, &new)
         .await
@@ -85,19 +91,6 @@ pub(crate) mod mapping {
             name: org.name,
             slug: org.slug,
         }
-    }
-
-    /// A backend message (`the name is empty`) as a sentence (`The name is empty.`).
-    pub(crate) fn sentence(message: &str) -> String {
-        let mut chars = message.chars();
-        let mut out: String = chars
-            .next()
-            .map(|c| c.to_uppercase().chain(chars).collect())
-            .unwrap_or_default();
-        if !out.ends_with('.') {
-            out.push('.');
-        }
-        out
     }
 
     pub(super) fn creation_error(err: UserAdminError) -> AppError {

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod organizations;
+pub mod sso;
 
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
@@ -39,6 +40,11 @@ pub fn SettingsNav() -> impl IntoView {
                 <li>
                     <a href="/settings/users" aria-current=move || current("/settings/users")>
                         "Users"
+                    </a>
+                </li>
+                <li>
+                    <a href="/settings/sso" aria-current=move || current("/settings/sso")>
+                        "Single sign-on"
                     </a>
                 </li>
                 <li>
