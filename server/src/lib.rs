@@ -142,15 +142,16 @@ pub fn build_app(state: AppState) -> Router {
         ))
         .route("/auth/oidc/start", get(oidc::start))
         .route(&callback, get(oidc::callback))
-        // Innermost first: cross-site refusal, then who is signed in (and the sign-in gate),
-        // then the session cookie and record around both.
+        // Innermost first: error statuses, then who is signed in (and the sign-in gate),
+        // the session cookie and record around it, and outermost the refusal of cross-site
+        // mutations, before any session work.
         .layer(axum::middleware::from_fn(api_errors::status_from_error))
-        .layer(axum::middleware::from_fn(security::reject_cross_site))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
         ))
-        .layer(auth::session_layer(&state.config, sessions));
+        .layer(auth::session_layer(&state.config, sessions))
+        .layer(axum::middleware::from_fn(security::reject_cross_site));
 
     Router::new()
         .route("/healthz", get(healthz))

@@ -509,6 +509,35 @@ async fn every_page_checks_sign_in_and_role_as_the_table_says() {
     );
 }
 
+/// Every state-changing server function refuses a call from another site, whoever is
+/// signed in: the refusal happens before the function runs.
+#[tokio::test]
+async fn every_mutation_refuses_a_cross_site_request() {
+    let world = World::new().await;
+    let mut accepted = Vec::new();
+    for row in server_functions().into_iter().filter(|r| !r.get) {
+        for caller in [Caller::SignedOut, Caller::Admin, Caller::InstanceAdmin] {
+            let browser = world.browser(caller).await;
+            let args = (row.args)(&world.fixture);
+            let form: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let response = browser.call_cross_site(row.path, &form).await;
+            if response.status() != StatusCode::FORBIDDEN
+                || !response
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .contains("Cross-site")
+            {
+                accepted.push(format!("{} as {caller:?}", row.path));
+            }
+        }
+    }
+    assert!(
+        accepted.is_empty(),
+        "cross-site calls not refused: {accepted:#?}"
+    );
+}
+
 /// A canary private key, added through the server function behind the API account form
 /// and used for a connection test, appears in no response of the whole crawl (every page
 /// and server function, every caller), in no log line at TRACE level, and in no byte of
