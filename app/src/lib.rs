@@ -18,10 +18,13 @@ use leptos_router::{SsrMode, path};
 
 use crate::components::layout::Layout;
 use crate::components::theme::{ThemeContext, initial_theme};
+use crate::pages::account::AccountPage;
 use crate::pages::areas::AreaPage;
 use crate::pages::error::ErrorPage;
 use crate::pages::home::HomePage;
 use crate::pages::not_found::NotFoundPage;
+use crate::pages::settings::audit::AuditPage;
+use crate::pages::settings::users::UsersPage;
 
 /// The HTML document around the app; rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -80,6 +83,9 @@ pub fn App() -> impl IntoView {
                             path=path!("/settings")
                             view=|| view! { <AreaPage path="/settings"/> }
                         />
+                        <Route path=path!("/settings/users") view=UsersPage ssr=SsrMode::Async/>
+                        <Route path=path!("/settings/audit") view=AuditPage ssr=SsrMode::Async/>
+                        <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                     </Routes>
                 </ErrorBoundary>
             </Layout>

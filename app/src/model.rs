@@ -5,6 +5,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub mod account;
+pub mod users;
+
 /// Name of the cookie holding the theme choice; read during SSR so the first paint is right.
 pub const THEME_COOKIE: &str = "orchard_theme";
 

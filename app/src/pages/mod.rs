@@ -1,6 +1,8 @@
 //! One module per route.
 
+pub mod account;
 pub mod areas;
 pub mod error;
 pub mod home;
 pub mod not_found;
+pub mod settings;

@@ -1,0 +1,4 @@
+//! Server functions of the Settings area.
+
+pub mod audit;
+pub mod users;

@@ -1,0 +1,4 @@
+//! The Settings area: one module per page.
+
+pub mod audit;
+pub mod users;
