@@ -5,26 +5,64 @@
 // Specs named *.hydrate.spec.ts need JavaScript and run only in the second project.
 import { defineConfig } from "@playwright/test";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 // The config is evaluated in the runner and again in each worker; the runner's
 // choices travel to the workers through the environment.
-if (!process.env.ORCHARD_E2E_PORT) {
-  process.env.ORCHARD_E2E_PORT = execFileSync(process.execPath, [
+const freePort = () =>
+  execFileSync(process.execPath, [
     "-e",
     "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})",
   ])
     .toString()
     .trim();
-}
+if (!process.env.ORCHARD_E2E_PORT) process.env.ORCHARD_E2E_PORT = freePort();
+if (!process.env.ORCHARD_E2E_OIDC_PORT) process.env.ORCHARD_E2E_OIDC_PORT = freePort();
 if (!process.env.ORCHARD_E2E_DATA) {
   process.env.ORCHARD_E2E_DATA = mkdtempSync(join(tmpdir(), "orchard-e2e-"));
 }
 
 const port = process.env.ORCHARD_E2E_PORT;
 const baseURL = `http://127.0.0.1:${port}`;
+const data = process.env.ORCHARD_E2E_DATA;
+const oidcPort = process.env.ORCHARD_E2E_OIDC_PORT;
+const issuer = `http://127.0.0.1:${oidcPort}`;
+
+// SSO against the real provider in end2end/oidc/provider.mjs: its groups map to roles in
+// the demo organization. The role map can only be written in the config file.
+const configFile = join(data, "orchard.toml");
+writeFileSync(
+  configFile,
+  `[oidc]
+enabled = true
+issuer = "${issuer}"
+client_id = "orchard"
+client_secret = "orchard-test-secret"
+display_name = "Sign in with Test SSO"
+
+[[oidc.role_map]]
+group = "orchard-admins"
+organization = "demo-organization"
+role = "admin"
+
+[[oidc.role_map]]
+group = "orchard-operators"
+organization = "demo-organization"
+role = "operator"
+
+[[oidc.role_map]]
+group = "orchard-helpdesk"
+organization = "demo-organization"
+role = "helpdesk"
+
+[[oidc.role_map]]
+group = "orchard-viewers"
+organization = "demo-organization"
+role = "viewer"
+`,
+);
 const root = resolve(__dirname, "..");
 const server = process.env.ORCHARD_E2E_SERVER ?? join(root, "target/release/orchard");
 
@@ -54,29 +92,56 @@ export default defineConfig({
     },
   },
   projects: [
+    // First run: creates the administrator every other spec signs in as.
+    {
+      name: "setup",
+      testMatch: /.*\.setup\.ts/,
+      use: { javaScriptEnabled: true },
+    },
     {
       name: "ssr",
       use: { javaScriptEnabled: false },
       testIgnore: /.*\.hydrate\.spec\.ts/,
+      dependencies: ["setup"],
     },
     {
       name: "hydrated",
       use: { javaScriptEnabled: true },
+      dependencies: ["setup"],
     },
   ],
-  webServer: {
-    command: server,
-    cwd: root,
-    url: `${baseURL}/readyz`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-    stdout: "pipe",
-    stderr: "pipe",
-    env: {
-      ORCHARD_SERVER__LISTEN: `127.0.0.1:${port}`,
-      ORCHARD_DATABASE__URL: `sqlite://${process.env.ORCHARD_E2E_DATA}/orchard.db`,
-      ORCHARD_SITE__ROOT: join(root, "target/site"),
-      ORCHARD_LOG__FILTER: "info",
+  webServer: [
+    {
+      command: `node oidc/provider.mjs ${oidcPort}`,
+      cwd: __dirname,
+      url: `${issuer}/.well-known/openid-configuration`,
+      reuseExistingServer: false,
+      timeout: 30_000,
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { OIDC_REDIRECT_URIS: `${baseURL}/auth/oidc/callback` },
     },
-  },
+    {
+      command: server,
+      cwd: root,
+      url: `${baseURL}/readyz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: "pipe",
+      stderr: "pipe",
+      env: {
+        ORCHARD_SERVER__LISTEN: `127.0.0.1:${port}`,
+        ORCHARD_DATABASE__URL: `sqlite://${data}/orchard.db`,
+        ORCHARD_VAULT__KEY_FILE: join(data, "master.key"),
+        ORCHARD_SITE__ROOT: join(root, "target/site"),
+        ORCHARD_LOG__FILTER: "info",
+        ORCHARD_CONFIG: configFile,
+        ORCHARD_AUTH__SETUP_LINK_FILE: join(data, "setup-link.txt"),
+        // Every browser of the suite signs in from 127.0.0.1; the per-address limit of
+        // sign-in attempts is tested in server/tests, not here.
+        ORCHARD_AUTH__ADDRESS_MAX_ATTEMPTS: "100000",
+        ORCHARD_DEMO__DEVICES: "500",
+      },
+    },
+  ],
 });

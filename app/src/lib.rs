@@ -16,15 +16,18 @@ use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context}
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
-use crate::components::layout::Layout;
+use crate::components::layout::{Layout, provide_me};
 use crate::components::theme::{ThemeContext, initial_theme};
 use crate::pages::account::AccountPage;
 use crate::pages::areas::AreaPage;
 use crate::pages::error::ErrorPage;
 use crate::pages::home::HomePage;
+use crate::pages::login::LoginPage;
 use crate::pages::not_found::NotFoundPage;
 use crate::pages::settings::audit::AuditPage;
 use crate::pages::settings::users::UsersPage;
+use crate::pages::setup::SetupPage;
+use crate::pages::welcome::WelcomePage;
 
 /// The HTML document around the app; rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -59,29 +62,55 @@ pub fn App() -> impl IntoView {
         <Meta name="color-scheme" content="light dark"/>
         <Title text="Orchard"/>
         <Router>
+            <CurrentUserProvider>
             <Layout>
                 <ErrorBoundary fallback=|errors| view! { <ErrorPage errors/> }>
+                    // Every page shows the signed-in user in the top bar: `Async` renders
+                    // once that is known, so pages are complete without JavaScript.
                     <Routes fallback=|| view! { <NotFoundPage/> }>
                         <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
-                        <Route path=path!("/devices") view=|| view! { <AreaPage path="/devices"/> }/>
-                        <Route path=path!("/assign") view=|| view! { <AreaPage path="/assign"/> }/>
+                        <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
+                        <Route path=path!("/setup") view=SetupPage ssr=SsrMode::Async/>
+                        <Route path=path!("/welcome") view=WelcomePage ssr=SsrMode::Async/>
+                        <Route
+                            path=path!("/devices")
+                            view=|| view! { <AreaPage path="/devices"/> }
+                            ssr=SsrMode::Async
+                        />
+                        <Route
+                            path=path!("/assign")
+                            view=|| view! { <AreaPage path="/assign"/> }
+                            ssr=SsrMode::Async
+                        />
                         <Route
                             path=path!("/blueprints")
                             view=|| view! { <AreaPage path="/blueprints"/> }
+                            ssr=SsrMode::Async
                         />
                         <Route
                             path=path!("/configurations")
                             view=|| view! { <AreaPage path="/configurations"/> }
+                            ssr=SsrMode::Async
                         />
                         <Route
                             path=path!("/directory")
                             view=|| view! { <AreaPage path="/directory"/> }
+                            ssr=SsrMode::Async
                         />
-                        <Route path=path!("/audit") view=|| view! { <AreaPage path="/audit"/> }/>
-                        <Route path=path!("/fleet") view=|| view! { <AreaPage path="/fleet"/> }/>
+                        <Route
+                            path=path!("/audit")
+                            view=|| view! { <AreaPage path="/audit"/> }
+                            ssr=SsrMode::Async
+                        />
+                        <Route
+                            path=path!("/fleet")
+                            view=|| view! { <AreaPage path="/fleet"/> }
+                            ssr=SsrMode::Async
+                        />
                         <Route
                             path=path!("/settings")
                             view=|| view! { <AreaPage path="/settings"/> }
+                            ssr=SsrMode::Async
                         />
                         <Route path=path!("/settings/users") view=UsersPage ssr=SsrMode::Async/>
                         <Route path=path!("/settings/audit") view=AuditPage ssr=SsrMode::Async/>
@@ -89,6 +118,14 @@ pub fn App() -> impl IntoView {
                     </Routes>
                 </ErrorBoundary>
             </Layout>
+            </CurrentUserProvider>
         </Router>
     }
+}
+
+/// Provides the signed-in user to everything inside the router.
+#[component]
+fn CurrentUserProvider(children: Children) -> impl IntoView {
+    provide_me();
+    children()
 }

@@ -150,3 +150,18 @@ pub enum SignInOutcome {
     /// The password was right and the account asks for a one-time code.
     CodeRequired,
 }
+
+/// Percent-encodes a value for a URL query: everything but unreserved characters and `/`
+/// (kept readable in `next=/devices`). Used on both sides, so it has no dependencies.
+pub fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(char::from(byte));
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}

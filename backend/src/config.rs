@@ -422,6 +422,9 @@ pub struct AuthConfig {
     /// `server.public_url` is https. Only for plain-http test networks. Default `false`.
     /// Env: `ORCHARD_AUTH__ALLOW_INSECURE_COOKIES`.
     pub allow_insecure_cookies: bool,
+    /// Where to also write the first-run setup link (mode 0600), for automated first runs.
+    /// Default: empty (console only). Env: `ORCHARD_AUTH__SETUP_LINK_FILE`.
+    pub setup_link_file: PathBuf,
 }
 
 impl Default for AuthConfig {
@@ -438,6 +441,7 @@ impl Default for AuthConfig {
             address_window_secs: 60,
             setup_token_ttl_secs: 60 * 60,
             allow_insecure_cookies: false,
+            setup_link_file: PathBuf::new(),
         }
     }
 }
@@ -628,7 +632,10 @@ impl Config {
         let public_url = self.server.public_url.trim_end_matches('/');
         if !public_url.is_empty()
             && !(public_url.starts_with("https://") || public_url.starts_with("http://"))
-            || public_url.split("://").nth(1).is_some_and(|rest| rest.contains('/'))
+            || public_url
+                .split("://")
+                .nth(1)
+                .is_some_and(|rest| rest.contains('/'))
         {
             return Err(invalid(
                 "server.public_url",

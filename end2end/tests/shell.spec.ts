@@ -1,5 +1,12 @@
 import { AREAS } from "../fixtures/shell";
 import { expect, test } from "../fixtures/orchard";
+import { ADMIN, signIn } from "../fixtures/auth";
+
+test.beforeEach(async ({ page, javaScriptEnabled }) => {
+  await signIn(page, ADMIN.username, ADMIN.password, {
+    javaScriptEnabled: javaScriptEnabled !== false,
+  });
+});
 
 test("the start page shows the layout, every area and the server status", async ({
   shell,
@@ -14,8 +21,8 @@ test("the start page shows the layout, every area and the server status", async 
   for (const area of AREAS) {
     await expect(shell.navLink(area.label)).toHaveAttribute("href", area.path);
   }
-  await expect(page.locator("[data-slot=organization]")).toContainText("Organization");
-  await expect(page.locator("[data-slot=user]")).toContainText("Not signed in");
+  await expect(page.locator("[data-slot=organization]")).toContainText("Demo organization");
+  await expect(page.locator("[data-slot=user]")).toContainText(ADMIN.username);
   await expect(shell.statusLine).toContainText("storage: SQLite");
   await expectAccessible();
 });

@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use app::error::AppError;
+pub(crate) use app::model::query_escape;
 use app::ssr::AppState;
 use app::ssr::auth::{ClientAddr, CurrentUser};
 use axum::extract::{ConnectInfo, Request, State};
@@ -35,8 +36,12 @@ pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 /// The tower-sessions layer on Orchard's database: HttpOnly, SameSite=Lax (the SSO
 /// callback is a top-level GET from the provider, which Lax allows and Strict would
 /// not), Secure unless this is a plain-http loopback instance.
-pub fn session_layer(config: &Config, store: DbSessionStore) -> SessionManagerLayer<DbSessionStore> {
-    let idle = time::Duration::seconds(i64::try_from(config.auth.idle_timeout_secs).unwrap_or(i64::MAX));
+pub fn session_layer(
+    config: &Config,
+    store: DbSessionStore,
+) -> SessionManagerLayer<DbSessionStore> {
+    let idle =
+        time::Duration::seconds(i64::try_from(config.auth.idle_timeout_secs).unwrap_or(i64::MAX));
     SessionManagerLayer::new(store)
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
@@ -70,11 +75,18 @@ pub async fn authenticate(
     if signed_in || is_public(request.uri().path(), &state) {
         return next.run(request).await;
     }
-    refuse_signed_out(&state, &request).await
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
+    refuse_signed_out(&state, request.method().clone(), target).await
 }
 
 /// The user of a valid session, or `None` (ending an expired or orphaned session).
-async fn resolve(state: &AppState, session: &Session) -> Result<Option<CurrentUser>, Box<Response>> {
+async fn resolve(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<CurrentUser>, Box<Response>> {
     let data = SessionData::load(session)
         .await
         .map_err(|_| Box::new(internal_error("session read failed")))?;
@@ -140,17 +152,18 @@ pub fn is_public(path: &str, state: &AppState) -> bool {
         || path.starts_with("/pkg/")
 }
 
-async fn refuse_signed_out(state: &AppState, request: &Request) -> Response {
-    let path = request.uri().path();
-    if path.starts_with("/api/") || request.method() != Method::GET {
-        let body = String::from_utf8(leptos::server_fn::error::FromServerFnError::ser(
-            &AppError::Unauthenticated,
+async fn refuse_signed_out(state: &AppState, method: Method, target: String) -> Response {
+    if target.starts_with("/api/") || method != Method::GET {
+        let body = String::from_utf8(
+            leptos::server_fn::error::FromServerFnError::ser(&AppError::Unauthenticated).to_vec(),
         )
-        .to_vec())
         .unwrap_or_default();
         return (
             StatusCode::UNAUTHORIZED,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body,
         )
             .into_response();
@@ -159,30 +172,12 @@ async fn refuse_signed_out(state: &AppState, request: &Request) -> Response {
     if matches!(state.store.count_users().await, Ok(0)) {
         return Redirect::to("/setup").into_response();
     }
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str());
     let login = if target == "/" {
         "/login".to_owned()
     } else {
-        format!("/login?next={}", url_escape(target))
+        format!("/login?next={}", query_escape(&target))
     };
     Redirect::to(&login).into_response()
-}
-
-/// Percent-encodes everything but unreserved characters and `/`.
-fn url_escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(byte as char);
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
 
 /// The client's address: the peer, or the last `X-Forwarded-For` hop when configured.
@@ -203,7 +198,7 @@ fn client_addr(request: &Request, trust_forwarded_for: bool) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
 }
 
-fn internal_error(context: &str) -> Response {
+pub(crate) fn internal_error(context: &str) -> Response {
     let AppError::Internal { incident_id } = app::ssr::internal(context) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
@@ -220,6 +215,9 @@ mod tests {
 
     #[test]
     fn next_paths_are_escaped_for_the_query() {
-        assert_eq!(url_escape("/devices?q=C02 X&y=1"), "/devices%3Fq%3DC02%20X%26y%3D1");
+        assert_eq!(
+            query_escape("/devices?q=C02 X&y=1"),
+            "/devices%3Fq%3DC02%20X%26y%3D1"
+        );
     }
 }

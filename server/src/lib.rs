@@ -3,7 +3,9 @@
 //! `main.rs` only loads the configuration and calls [`serve_with_listener`], which tests
 //! call too, with port 0, a fresh database and their own shutdown signal.
 
+pub mod auth;
 pub mod metrics;
+pub mod oidc;
 pub mod security;
 pub mod telemetry;
 
@@ -20,6 +22,10 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use backend::accounts::Clients;
+use backend::identity::login::{Authenticator, LoginPolicy};
+use backend::identity::password::PasswordHasher;
+use backend::identity::sessions::{Clock, DbSessionStore, SessionTimeouts};
+use backend::oidc::ProviderCache;
 use backend::vault::Vault;
 use backend::{Config, Store};
 use leptos::config::LeptosOptions;
@@ -66,7 +72,12 @@ pub async fn serve_with_listener(
         None
     };
     let grace = config.server.shutdown_grace();
-    let router = build_app(app_state(config, store.clone(), vault, address));
+    print_setup_link_if_needed(&config, store.as_ref(), address)
+        .await
+        .context("cannot create the first-run setup link")?;
+    let state = app_state(config, store.clone(), vault, address)?;
+    let housekeeping = spawn_housekeeping(&state);
+    let router = build_app(state);
 
     tracing::info!(
         url = %format!("http://{address}"),
@@ -74,13 +85,16 @@ pub async fn serve_with_listener(
         "Orchard is listening on http://{address}"
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing in-flight requests");
-            let _ = stop_tx.send(true);
-        })
-        .into_future();
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop_tx.send(true);
+    })
+    .into_future();
     tokio::pin!(server);
     let mut stop_rx = stop_rx;
     tokio::select! {
@@ -89,6 +103,7 @@ pub async fn serve_with_listener(
             tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; stopping anyway");
         }
     }
+    housekeeping.abort();
     if let Some(demo) = demo {
         demo.shutdown().await;
     }
@@ -99,6 +114,8 @@ pub async fn serve_with_listener(
 /// The router with every route and middleware; no listener, so tests can `oneshot` it.
 pub fn build_app(state: AppState) -> Router {
     let metrics = Metrics::default();
+    let sessions = DbSessionStore::new(identity_store(&state.store), Clock::system());
+    let callback = state.config.oidc.redirect_path.clone();
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
 
@@ -122,7 +139,16 @@ pub fn build_app(state: AppState) -> Router {
             },
             shell,
         ))
-        .layer(axum::middleware::from_fn(security::reject_cross_site));
+        .route("/auth/oidc/start", get(oidc::start))
+        .route(&callback, get(oidc::callback))
+        // Innermost first: cross-site refusal, then who is signed in (and the sign-in gate),
+        // then the session cookie and record around both.
+        .layer(axum::middleware::from_fn(security::reject_cross_site))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .layer(auth::session_layer(&state.config, sessions));
 
     Router::new()
         .route("/healthz", get(healthz))
@@ -147,14 +173,95 @@ pub fn app_state(
     store: Arc<dyn Store>,
     vault: Arc<Vault>,
     address: SocketAddr,
-) -> AppState {
-    AppState {
+) -> anyhow::Result<AppState> {
+    let authenticator = Authenticator {
+        hasher: PasswordHasher::new(config.auth.max_concurrent_hashes),
+        sealer: vault.clone(),
+        policy: LoginPolicy::from(&config.auth),
+    };
+    let oidc = ProviderCache::new(&config.oidc)
+        .context("cannot build the HTTP client for single sign-on")?
+        .map(Arc::new);
+    Ok(AppState {
         leptos_options: leptos_options(&config, address),
         clients: Clients::new(store.clone(), vault.clone()),
+        authenticator,
+        timeouts: SessionTimeouts::from(&config.auth),
+        oidc,
         config: Arc::new(config),
         store,
         vault,
+    })
+}
+
+/// While no user exists, creates a one-time setup link and prints it to the console (never
+/// to the log, which may be shipped elsewhere). With `auth.setup_link_file` set, the link is
+/// also written there (mode 0600) for automated first runs such as the browser tests.
+async fn print_setup_link_if_needed(
+    config: &Config,
+    store: &dyn Store,
+    address: SocketAddr,
+) -> anyhow::Result<()> {
+    use backend::identity::setup::{SetupError, create_setup_token};
+
+    let ttl = std::time::Duration::from_secs(config.auth.setup_token_ttl_secs);
+    let token = match create_setup_token(store, ttl, backend::identity::now_utc()).await {
+        Ok(token) => token,
+        Err(SetupError::AlreadyDone) => return Ok(()),
+        Err(err) => return Err(err.into()),
+    };
+    let origin = match config.server.public_url.trim_end_matches('/') {
+        "" => format!("http://{address}"),
+        origin => origin.to_owned(),
+    };
+    let link = format!("{origin}/setup?token={}", token.expose());
+    eprintln!(
+        "\n  No user exists yet. Create the first administrator within {} minutes at:\n\n    {link}\n",
+        ttl.as_secs() / 60
+    );
+    if !config.auth.setup_link_file.as_os_str().is_empty() {
+        write_private(&config.auth.setup_link_file, &link)
+            .with_context(|| format!("cannot write {}", config.auth.setup_link_file.display()))?;
     }
+    tracing::info!("first-run setup link printed to the console");
+    Ok(())
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
+}
+
+/// The store seen as identity storage (trait upcast).
+fn identity_store(store: &Arc<dyn Store>) -> Arc<dyn backend::store::IdentityStore> {
+    store.clone()
+}
+
+/// Background upkeep: expired sessions and old sign-in attempts are deleted periodically.
+fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let sessions = DbSessionStore::new(identity_store(&state.store), Clock::system());
+    let store = identity_store(&state.store);
+    let policy = state.authenticator.policy.clone();
+    tokio::spawn(async move {
+        let every = std::time::Duration::from_secs(300);
+        let sessions = backend::identity::sessions::delete_expired_sessions_every(sessions, every);
+        let attempts =
+            backend::identity::login::prune_attempts_every(store, policy, Clock::system(), every);
+        let (sessions, attempts) = tokio::join!(sessions, attempts);
+        if let Err(err) = sessions {
+            tracing::warn!(error = %err, "expired-session cleanup stopped");
+        }
+        if let Err(err) = attempts {
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "sign-in attempt pruning stopped"
+            );
+        }
+    })
 }
 
 fn leptos_options(config: &Config, address: SocketAddr) -> LeptosOptions {

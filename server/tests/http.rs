@@ -1,63 +1,16 @@
 //! HTTP-level tests of the server: the real router on port 0 with a fresh SQLite file.
 
-use std::sync::Arc;
+mod common;
 
 use backend::Config;
-use backend::Store;
-use backend::vault::{MasterKey, Vault};
+use backend::identity::Role;
+use common::TestApp;
 use leptos::server_fn::ServerFn;
 use reqwest::StatusCode;
 use reqwest::header::{
     ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION,
     ORIGIN, REFERER, SET_COOKIE,
 };
-
-struct TestApp {
-    base: String,
-    store: Arc<dyn Store>,
-    client: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl TestApp {
-    async fn spawn() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let site = dir.path().join("site");
-        std::fs::create_dir_all(site.join("pkg")).unwrap();
-        std::fs::write(site.join("pkg/orchard.css"), "body{}").unwrap();
-        std::fs::write(site.join("pkg/orchard.css.br"), b"precompressed").unwrap();
-        let mut config = Config::default();
-        config.database.url = format!("sqlite://{}/orchard.db", dir.path().display());
-        config.site.root = site;
-        let store = backend::store::connect(&config.database).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let vault = Arc::new(Vault::new(&MasterKey::generate()));
-        let app = server::build_app(server::app_state(config, store.clone(), vault, address));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self {
-            base: format!("http://{address}"),
-            store,
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.unwrap()
-    }
-
-    fn host(&self) -> &str {
-        self.base.trim_start_matches("http://")
-    }
-}
 
 #[tokio::test]
 async fn liveness_answers_ok() {
@@ -80,10 +33,18 @@ async fn readiness_follows_the_database() {
     );
 }
 
+/// An instance with one organization and its admin, signed in.
+async fn signed_in_admin() -> (TestApp, common::Browser) {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("Acme").await;
+    let browser = app.user_with_role("ada", org, Some(Role::Admin)).await;
+    (app, browser)
+}
+
 #[tokio::test]
 async fn pages_are_rendered_on_the_server_with_the_layout() {
-    let app = TestApp::spawn().await;
-    let response = app.get("/").await;
+    let (_app, browser) = signed_in_admin().await;
+    let response = browser.get("/").await;
     assert_eq!(response.status(), StatusCode::OK);
     let html = response.text().await.unwrap();
     assert!(html.contains(r#"<nav aria-label="Main""#), "{html}");
@@ -95,22 +56,22 @@ async fn pages_are_rendered_on_the_server_with_the_layout() {
 
 #[tokio::test]
 async fn an_unknown_page_is_a_404_with_the_not_found_page() {
-    let app = TestApp::spawn().await;
-    let response = app.get("/no/such/page").await;
+    let (_app, browser) = signed_in_admin().await;
+    let response = browser.get("/no/such/page").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(response.text().await.unwrap().contains("Page not found"));
 }
 
 #[tokio::test]
-async fn a_failing_database_renders_the_error_page_with_500_and_an_incident_id() {
-    let app = TestApp::spawn().await;
+async fn a_failing_database_answers_500_with_an_incident_id() {
+    let (app, browser) = signed_in_admin().await;
     app.store.close().await;
 
-    let response = app.get("/").await;
+    let response = browser.get("/").await;
 
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let html = response.text().await.unwrap();
-    assert!(html.contains("Server error"), "{html}");
+    assert!(html.contains("Something went wrong"), "{html}");
     assert!(html.contains("incident"), "{html}");
     assert!(!html.contains("sqlx"), "internals leaked: {html}");
 }
@@ -118,7 +79,7 @@ async fn a_failing_database_renders_the_error_page_with_500_and_an_incident_id()
 #[tokio::test]
 async fn pages_carry_security_headers_and_scripts_carry_the_csp_nonce() {
     let app = TestApp::spawn().await;
-    let response = app.get("/devices").await;
+    let response = app.get("/login").await;
     let headers = response.headers().clone();
     let csp = headers[CONTENT_SECURITY_POLICY]
         .to_str()
@@ -137,7 +98,7 @@ async fn pages_carry_security_headers_and_scripts_carry_the_csp_nonce() {
     let html = response.text().await.unwrap();
     assert!(html.contains(&format!(r#"nonce="{nonce}""#)), "{html}");
 
-    let again = app.get("/devices").await;
+    let again = app.get("/login").await;
     let other = again.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap();
     assert!(!other.contains(nonce), "nonces must differ per response");
 }
@@ -160,7 +121,7 @@ async fn a_same_site_server_function_call_sets_the_theme_cookie() {
 
     let page = app
         .client
-        .get(app.url("/"))
+        .get(app.url("/login"))
         .header("cookie", "orchard_theme=dark")
         .send()
         .await
@@ -241,7 +202,7 @@ async fn responses_are_compressed_and_assets_served_precompressed() {
     let app = TestApp::spawn().await;
     let page = app
         .client
-        .get(app.url("/"))
+        .get(app.url("/login"))
         .header(ACCEPT_ENCODING, "br")
         .send()
         .await

@@ -83,16 +83,30 @@ pub async fn sign_in(
         .authenticator
         .authenticate(state.store.as_ref(), &attempt, now)
         .await;
-    let failed = |reason: &str| {
-        serde_json::json!({ "username": attempt.username, "reason": reason })
-    };
+    let failed =
+        |reason: &str| serde_json::json!({ "username": attempt.username, "reason": reason });
     let actor = backend::audit::Actor {
         user_id: None,
         client_addr: Some(client),
     };
     let user = match outcome {
         Ok(user) => user,
-        Err(LoginError::TotpRequired) => return Ok(SignInOutcome::CodeRequired),
+        Err(LoginError::TotpRequired) => {
+            // A plain form post (no JavaScript) cannot reveal the code field in place: show
+            // the page again at its code step.
+            if crate::ssr::request_header("accept").is_some_and(|a| a.contains("text/html")) {
+                let mut url = format!(
+                    "/login?step=code&username={}",
+                    crate::model::query_escape(&attempt.username)
+                );
+                if let Some(next) = next.as_deref().and_then(backend::oidc::safe_next) {
+                    url.push_str("&next=");
+                    url.push_str(&crate::model::query_escape(&next));
+                }
+                leptos_axum::redirect(&url);
+            }
+            return Ok(SignInOutcome::CodeRequired);
+        }
         Err(err) => {
             let (reason, error) = match err {
                 LoginError::InvalidCredentials => (

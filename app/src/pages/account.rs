@@ -9,7 +9,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::{BeginTotp, ChangePassword, ConfirmTotp, RegenerateRecoveryCodes, get_account};
-use crate::components::form::{Field, FormAlert, failure, succeeded};
+use crate::components::fields::{Field, failure, succeeded};
+use crate::components::form::FormMessage;
 use crate::model::account::{AccountView, MIN_PASSWORD_CHARS, PendingTotp};
 
 #[component]
@@ -70,25 +71,24 @@ pub fn AccountPage() -> impl IntoView {
 fn PasswordSection(action: ServerAction<ChangePassword>) -> impl IntoView {
     let error = failure(action);
     let done = succeeded(action);
-    let form = "password".to_owned();
     let hint = format!("At least {MIN_PASSWORD_CHARS} characters; a passphrase is easiest.");
     view! {
         <section class="panel" aria-labelledby="password-heading">
             <h2 id="password-heading">"Password"</h2>
             <ActionForm action attr:class="form-grid">
                 <Field
-                    form=form.clone()
+                    form="password"
                     name="current_password"
-                    label="Current password".into()
+                    label="Current password"
                     kind="password"
                     autocomplete="current-password"
                     required=true
                     error
                 />
                 <Field
-                    form=form.clone()
+                    form="password"
                     name="new_password"
-                    label="New password".into()
+                    label="New password"
                     kind="password"
                     autocomplete="new-password"
                     hint
@@ -96,15 +96,15 @@ fn PasswordSection(action: ServerAction<ChangePassword>) -> impl IntoView {
                     error
                 />
                 <Field
-                    form=form.clone()
+                    form="password"
                     name="new_password_confirm"
-                    label="Repeat the new password".into()
+                    label="Repeat the new password"
                     kind="password"
                     autocomplete="new-password"
                     required=true
                     error
                 />
-                <FormAlert error/>
+                <FormMessage error fields=&["current_password", "new_password", "new_password_confirm"]/>
                 <div class="form-actions">
                     <button type="submit" class="primary" disabled=move || action.pending().get()>
                         {move || if action.pending().get() { "Changing…" } else { "Change password" }}
@@ -146,7 +146,7 @@ fn TotpSection(
                     "Issue new recovery codes"
                 </button>
             </ActionForm>
-            <FormAlert error=failure(regenerate)/>
+            <FormMessage error=failure(regenerate) fields=&[]/>
         }
             .into_any()
     } else if let Some(pending) = pending_totp {
@@ -162,7 +162,7 @@ fn TotpSection(
                     "Set up two-step sign-in"
                 </button>
             </ActionForm>
-            <FormAlert error=failure(begin)/>
+            <FormMessage error=failure(begin) fields=&[]/>
         }
             .into_any()
     };
@@ -191,15 +191,15 @@ fn ConfirmTotpForm(pending: PendingTotp, action: ServerAction<ConfirmTotp>) -> i
             <li>
                 <ActionForm action attr:class="form-grid">
                     <Field
-                        form="totp".to_owned()
+                        form="totp"
                         name="code"
-                        label="Then type the 6-digit code it shows".into()
+                        label="Then type the 6-digit code it shows"
                         autocomplete="one-time-code"
                         inputmode="numeric"
                         required=true
                         error
                     />
-                    <FormAlert error/>
+                    <FormMessage error fields=&["code"]/>
                     <div class="form-actions">
                         <button type="submit" class="primary" disabled=move || action.pending().get()>
                             "Turn on two-step sign-in"

@@ -4,5 +4,8 @@ pub mod account;
 pub mod areas;
 pub mod error;
 pub mod home;
+pub mod login;
 pub mod not_found;
 pub mod settings;
+pub mod setup;
+pub mod welcome;

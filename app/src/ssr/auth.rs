@@ -16,7 +16,7 @@
 use std::net::IpAddr;
 
 use backend::audit::Actor;
-use backend::identity::sessions::SessionData;
+use backend::identity::sessions::{SessionData, SessionTimeouts};
 use backend::identity::{Permission, Role, UserId};
 use backend::orgs::OrgId;
 use backend::store::identity::Membership;
@@ -49,7 +49,8 @@ impl CurrentUser {
 
     /// Whether the user may do `permission` in `org`.
     pub fn may(&self, org: OrgId, permission: Permission) -> bool {
-        self.role_in(org).is_some_and(|role| role.allows(permission))
+        self.role_in(org)
+            .is_some_and(|role| role.allows(permission))
     }
 
     /// The audit actor for this user at `client_addr`.
@@ -136,20 +137,30 @@ pub fn session() -> Result<Session, AppError> {
         .ok_or_else(|| crate::ssr::internal("session layer missing"))
 }
 
-/// Starts a signed-in session for `user` who authenticated at `auth_time`: a new session
-/// id first (so an id planted before sign-in is worthless), then the `auth.*` bucket.
+/// Starts a signed-in session for `user` who authenticated at `auth_time`, on this
+/// request's session.
 pub async fn establish_session(
     user: UserId,
     auth_time: time::OffsetDateTime,
 ) -> Result<(), AppError> {
-    let session = session()?;
     let timeouts = crate::ssr::state()?.timeouts;
+    start_session(&session()?, &timeouts, user, auth_time).await
+}
+
+/// Starts a signed-in session on `session`: a new session id first (so an id planted
+/// before sign-in is worthless), then the `auth.*` bucket and the record's expiry.
+pub async fn start_session(
+    session: &Session,
+    timeouts: &SessionTimeouts,
+    user: UserId,
+    auth_time: time::OffsetDateTime,
+) -> Result<(), AppError> {
     session
         .cycle_id()
         .await
         .map_err(|_| crate::ssr::internal("session id rotation failed"))?;
     let data = SessionData::new(user, auth_time);
-    data.store(&session)
+    data.store(session)
         .await
         .map_err(|_| crate::ssr::internal("session write failed"))?;
     session.set_expiry(Some(tower_sessions::Expiry::AtDateTime(

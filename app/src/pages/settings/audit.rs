@@ -10,7 +10,7 @@ use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::list_audit;
-use crate::components::form::explain;
+use crate::components::fields::explain;
 use crate::model::users::{AuditEntryView, AuditLogPage, ChainStatus};
 
 /// The filter fields, in the order of the form and the URL.
@@ -55,7 +55,7 @@ pub fn AuditPage() -> impl IntoView {
                                 || error.field_message("until").is_some() => {
                                 view! {
                                     <FilterForm current actions=Vec::new()/>
-                                    <p class="form-alert" role="alert">{explain(&error)}</p>
+                                    <p class="form-error" role="alert">{explain(&error)}</p>
                                 }
                                     .into_any()
                             }

@@ -14,7 +14,8 @@ use crate::api::{
     CreateUser, RemoveUserRole, ResetUserPassword, ResetUserTotp, SetUserDisabled, SetUserRole,
     list_users,
 };
-use crate::components::form::{Field, FormAlert, explain, failure, succeeded};
+use crate::components::fields::{Field, explain, failure, succeeded};
+use crate::components::form::FormMessage;
 use crate::model::users::{OrgOption, ROLES, UserSummary, UsersOverview, role_label};
 
 /// Bumped by a row after a successful change, so the list is loaded again.
@@ -70,7 +71,7 @@ fn UrlErrors() -> impl IntoView {
         errors
             .iter()
             .find_map(|e| e.get())
-            .map(|e| view! { <p class="form-alert" role="alert">{explain(&e)}</p> })
+            .map(|e| view! { <p class="form-error" role="alert">{explain(&e)}</p> })
     }
 }
 
@@ -354,18 +355,17 @@ fn RoleSelect(id: String, with_none: bool) -> impl IntoView {
 fn CreateUserForm(action: ServerAction<CreateUser>, organizations: Vec<OrgOption>) -> impl IntoView {
     let error = failure(action);
     let created = succeeded(action);
-    let form = "new-user".to_owned();
     view! {
         <section class="panel" aria-labelledby="new-user-heading">
             <h2 id="new-user-heading">"Create a local user"</h2>
             <ActionForm action attr:class="form-grid">
-                <Field form=form.clone() name="username" label="Username".into() autocomplete="off" required=true error/>
-                <Field form=form.clone() name="display_name" label="Display name".into() autocomplete="off" error/>
-                <Field form=form.clone() name="email" label="Email (optional)".into() kind="email" autocomplete="off" error/>
+                <Field form="new-user" name="username" label="Username" autocomplete="off" required=true error/>
+                <Field form="new-user" name="display_name" label="Display name" autocomplete="off" error/>
+                <Field form="new-user" name="email" label="Email (optional)" kind="email" autocomplete="off" error/>
                 <Field
-                    form=form.clone()
+                    form="new-user"
                     name="password"
-                    label="Initial password".into()
+                    label="Initial password"
                     kind="password"
                     autocomplete="new-password"
                     hint="At least 12 characters. Tell the person over a separate channel.".to_owned()
@@ -373,9 +373,9 @@ fn CreateUserForm(action: ServerAction<CreateUser>, organizations: Vec<OrgOption
                     error
                 />
                 <Field
-                    form=form.clone()
+                    form="new-user"
                     name="password_confirm"
-                    label="Repeat the password".into()
+                    label="Repeat the password"
                     kind="password"
                     autocomplete="new-password"
                     required=true
@@ -395,7 +395,10 @@ fn CreateUserForm(action: ServerAction<CreateUser>, organizations: Vec<OrgOption
                     <label for="new-user-role">"Role there"</label>
                     <RoleSelect id="new-user-role".to_owned() with_none=true/>
                 </div>
-                <FormAlert error/>
+                <FormMessage
+                    error
+                    fields=&["username", "display_name", "email", "password", "password_confirm"]
+                />
                 <div class="form-actions">
                     <button type="submit" class="primary" disabled=move || action.pending().get()>
                         {move || if action.pending().get() { "Creating…" } else { "Create user" }}
