@@ -3,6 +3,7 @@
 //! `main.rs` only loads the configuration and calls [`serve_with_listener`], which tests
 //! call too, with port 0, a fresh database and their own shutdown signal.
 
+pub mod api_errors;
 pub mod auth;
 pub mod metrics;
 pub mod oidc;
@@ -144,6 +145,7 @@ pub fn build_app(state: AppState) -> Router {
         // Innermost first: cross-site refusal, then who is signed in (and the sign-in gate),
         // then the session cookie and record around both.
         .layer(axum::middleware::from_fn(security::reject_cross_site))
+        .layer(axum::middleware::from_fn(api_errors::error_status))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

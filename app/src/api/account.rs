@@ -102,7 +102,12 @@ pub async fn change_password(
     )
     .await
     .map_err(|e| user_admin_error(e, "new_password"))?;
-    record(AuditAction::PasswordChanged, &user_subject(me.id), serde_json::json!({})).await
+    record(
+        AuditAction::PasswordChanged,
+        &user_subject(me.id),
+        serde_json::json!({}),
+    )
+    .await
 }
 
 /// Starts TOTP enrolment: a new secret, stored sealed and not enforced until confirmed.
@@ -148,7 +153,12 @@ pub async fn confirm_totp(code: String) -> Result<(), AppError> {
     .await
     .map_err(crate::api::support::totp_error)?;
     keep_codes_for_next_render(codes).await?;
-    record(AuditAction::TotpEnrolled, &user_subject(me.id), serde_json::json!({})).await
+    record(
+        AuditAction::TotpEnrolled,
+        &user_subject(me.id),
+        serde_json::json!({}),
+    )
+    .await
 }
 
 /// Replaces the recovery codes with ten new ones (the old ones stop working), shown once

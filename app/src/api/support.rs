@@ -64,7 +64,10 @@ pub fn user_admin_error(err: UserAdminError, password_field: &str) -> AppError {
         UserAdminError::Disabled | UserAdminError::NotInstanceAdmin => AppError::Forbidden,
         UserAdminError::Store(e) => e.into(),
         other @ UserAdminError::Password(_) => {
-            tracing::error!(error = &other as &dyn std::error::Error, "user administration failed");
+            tracing::error!(
+                error = &other as &dyn std::error::Error,
+                "user administration failed"
+            );
             crate::ssr::internal("user administration failed")
         }
     }

@@ -64,12 +64,18 @@ pub fn Field(
         error.with(|e| e.as_ref().is_some_and(|e| e.field_message(name).is_some()))
     });
     let described_by = {
-        let (hint_id, error_id) = (hint.is_some().then(|| hint_id.clone()), error_id(form, name));
+        let (hint_id, error_id) = (
+            hint.is_some().then(|| hint_id.clone()),
+            error_id(form, name),
+        );
         move || {
-            let ids: Vec<&str> = [hint_id.as_deref(), invalid.get().then_some(error_id.as_str())]
-                .into_iter()
-                .flatten()
-                .collect();
+            let ids: Vec<&str> = [
+                hint_id.as_deref(),
+                invalid.get().then_some(error_id.as_str()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             (!ids.is_empty()).then(|| ids.join(" "))
         }
     };
@@ -100,6 +106,9 @@ mod tests {
     fn a_validation_error_is_explained_by_its_field_messages() {
         let error = AppError::validation("code", "That code is not correct.");
         assert_eq!(explain(&error), "That code is not correct.");
-        assert_eq!(explain(&AppError::Forbidden), AppError::Forbidden.to_string());
+        assert_eq!(
+            explain(&AppError::Forbidden),
+            AppError::Forbidden.to_string()
+        );
     }
 }

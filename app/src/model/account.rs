@@ -42,7 +42,10 @@ pub fn check_new_password_pair(new: &str, confirm: &str) -> Result<(), (&'static
         ));
     }
     if new != confirm {
-        return Err(("new_password_confirm", "The two passwords differ.".to_owned()));
+        return Err((
+            "new_password_confirm",
+            "The two passwords differ.".to_owned(),
+        ));
     }
     Ok(())
 }
@@ -53,7 +56,10 @@ mod tests {
 
     #[test]
     fn a_short_password_is_refused_before_a_mismatch() {
-        assert_eq!(check_new_password_pair("short", "other").unwrap_err().0, "new_password");
+        assert_eq!(
+            check_new_password_pair("short", "other").unwrap_err().0,
+            "new_password"
+        );
     }
 
     #[test]
@@ -64,6 +70,9 @@ mod tests {
                 .0,
             "new_password_confirm"
         );
-        assert_eq!(check_new_password_pair("long enough secret", "long enough secret"), Ok(()));
+        assert_eq!(
+            check_new_password_pair("long enough secret", "long enough secret"),
+            Ok(())
+        );
     }
 }

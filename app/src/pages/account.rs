@@ -148,7 +148,7 @@ fn TotpSection(
             </ActionForm>
             <FormMessage error=failure(regenerate) fields=&[]/>
         }
-            .into_any()
+        .into_any()
     } else if let Some(pending) = pending_totp {
         view! { <ConfirmTotpForm pending action=confirm/> }.into_any()
     } else {
@@ -164,7 +164,7 @@ fn TotpSection(
             </ActionForm>
             <FormMessage error=failure(begin) fields=&[]/>
         }
-            .into_any()
+        .into_any()
     };
     view! {
         <section class="panel" aria-labelledby="totp-heading">

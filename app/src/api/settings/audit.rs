@@ -97,9 +97,7 @@ pub async fn list_audit(
 
 #[cfg(feature = "ssr")]
 fn nonblank(value: Option<String>) -> Option<String> {
-    value
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 /// Midnight UTC at the start of `day` plus `offset_days`; blank means no bound.
@@ -112,8 +110,11 @@ fn day_start(
     let Some(day) = nonblank(day) else {
         return Ok(None);
     };
-    let date = time::Date::parse(&day, time::macros::format_description!("[year]-[month]-[day]"))
-        .map_err(|_| AppError::validation(field, "Use a date such as 2026-11-26."))?;
+    let date = time::Date::parse(
+        &day,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|_| AppError::validation(field, "Use a date such as 2026-11-26."))?;
     let start = date.midnight().assume_utc() + time::Duration::days(offset_days);
     Ok(Some(start))
 }
@@ -124,8 +125,12 @@ mod tests {
 
     #[test]
     fn an_until_day_includes_that_whole_day() {
-        let since = day_start("since", Some("2026-11-26".into()), 0).unwrap().unwrap();
-        let until = day_start("until", Some("2026-11-26".into()), 1).unwrap().unwrap();
+        let since = day_start("since", Some("2026-11-26".into()), 0)
+            .unwrap()
+            .unwrap();
+        let until = day_start("until", Some("2026-11-26".into()), 1)
+            .unwrap()
+            .unwrap();
         assert_eq!(until - since, time::Duration::days(1));
         assert_eq!(day_start("since", Some("  ".into()), 0), Ok(None));
     }

@@ -98,7 +98,10 @@ pub async fn create_user(
             "The two passwords differ.",
         ));
     }
-    let role = match (org.as_deref().map(str::trim), role.as_deref().map(str::trim)) {
+    let role = match (
+        org.as_deref().map(str::trim),
+        role.as_deref().map(str::trim),
+    ) {
         (Some(org), Some(role)) if !org.is_empty() && !role.is_empty() => {
             Some((crate::ssr::auth::parse_org(org)?, parse_role(role)?))
         }
@@ -228,7 +231,12 @@ pub async fn reset_user_totp(user: String) -> Result<(), AppError> {
     backend::identity::users::reset_totp(state.store.as_ref(), user)
         .await
         .map_err(|e| user_admin_error(e, "password"))?;
-    record(AuditAction::TotpReset, &user_subject(user), serde_json::json!({})).await
+    record(
+        AuditAction::TotpReset,
+        &user_subject(user),
+        serde_json::json!({}),
+    )
+    .await
 }
 
 /// Sets a new password for a local user (a forgotten password). SSO users have none.
@@ -256,7 +264,12 @@ pub async fn reset_user_password(user: String, password: String) -> Result<(), A
     )
     .await
     .map_err(|e| user_admin_error(e, "password"))?;
-    record(AuditAction::PasswordReset, &user_subject(user), serde_json::json!({})).await
+    record(
+        AuditAction::PasswordReset,
+        &user_subject(user),
+        serde_json::json!({}),
+    )
+    .await
 }
 
 /// Instance administrators manage roles everywhere; an organization's admins (who hold

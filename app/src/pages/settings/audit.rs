@@ -19,9 +19,7 @@ const FILTERS: [&str; 4] = ["actor", "action", "since", "until"];
 #[component]
 pub fn AuditPage() -> impl IntoView {
     let query = use_query_map();
-    let param = move |name: &str| {
-        query.with(|q| q.get(name).filter(|v| !v.trim().is_empty()))
-    };
+    let param = move |name: &str| query.with(|q| q.get(name).filter(|v| !v.trim().is_empty()));
     let page = Resource::new(
         move || {
             (
@@ -215,7 +213,10 @@ mod tests {
 
     #[test]
     fn the_next_page_link_keeps_the_filters_encoded() {
-        let params = [("actor", "ann lee&co".to_owned()), ("before", "42".to_owned())];
+        let params = [
+            ("actor", "ann lee&co".to_owned()),
+            ("before", "42".to_owned()),
+        ];
         assert_eq!(query_string(&params), "actor=ann%20lee%26co&before=42");
     }
 }

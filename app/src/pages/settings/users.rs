@@ -114,11 +114,7 @@ fn UserTable(overview: UsersOverview) -> impl IntoView {
 /// The actions of one row, each with its own pending state and error.
 fn row_action<S>(reload: RwSignal<u32>) -> ServerAction<S>
 where
-    S: leptos::server_fn::ServerFn<Error = crate::error::AppError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    S: leptos::server_fn::ServerFn<Error = crate::error::AppError> + Clone + Send + Sync + 'static,
     S::Output: Send + Sync + 'static,
 {
     let action = ServerAction::<S>::new();
@@ -196,76 +192,76 @@ fn UserRowView(user: UserSummary, organizations: Vec<OrgOption>, is_me: bool) ->
         .collect_view();
     let disable_form = if !is_me || disabled {
         Some({
-        let verb = if disabled { "Enable" } else { "Disable" };
-        let (id, label) = (id.clone(), format!("{verb} {username}"));
-        view! {
-            <ActionForm action=disable attr:class="inline-form">
-                <input type="hidden" name="user" value=id.clone()/>
-                <input type="hidden" name="disabled" value=(!disabled).to_string()/>
-                <button
-                    type="submit"
-                    class:danger=!disabled
-                    disabled=move || disable.pending().get()
-                    aria-label=label
-                >
-                    {verb}
-                </button>
-            </ActionForm>
-        }
+            let verb = if disabled { "Enable" } else { "Disable" };
+            let (id, label) = (id.clone(), format!("{verb} {username}"));
+            view! {
+                <ActionForm action=disable attr:class="inline-form">
+                    <input type="hidden" name="user" value=id.clone()/>
+                    <input type="hidden" name="disabled" value=(!disabled).to_string()/>
+                    <button
+                        type="submit"
+                        class:danger=!disabled
+                        disabled=move || disable.pending().get()
+                        aria-label=label
+                    >
+                        {verb}
+                    </button>
+                </ActionForm>
+            }
         })
     } else {
         None
     };
     let totp_form = if totp_enabled && !sso {
         Some({
-        let (id, label) = (id.clone(), format!("Reset TOTP of {username}"));
-        view! {
-            <ActionForm action=reset_totp attr:class="inline-form">
-                <input type="hidden" name="user" value=id.clone()/>
-                <button
-                    type="submit"
-                    disabled=move || reset_totp.pending().get()
-                    aria-label=label
-                >
-                    "Reset TOTP"
-                </button>
-            </ActionForm>
-        }
+            let (id, label) = (id.clone(), format!("Reset TOTP of {username}"));
+            view! {
+                <ActionForm action=reset_totp attr:class="inline-form">
+                    <input type="hidden" name="user" value=id.clone()/>
+                    <button
+                        type="submit"
+                        disabled=move || reset_totp.pending().get()
+                        aria-label=label
+                    >
+                        "Reset TOTP"
+                    </button>
+                </ActionForm>
+            }
         })
     } else {
         None
     };
     let password_form = if !sso {
         Some({
-        let field_id = format!("{row_id}-password");
-        let (id, label, error_id) = (
-            id.clone(),
-            format!("New password for {username}"),
-            error_id.clone(),
-        );
-        view! {
-            <details class="row-disclosure">
-                <summary>"Reset password"</summary>
-                <ActionForm action=reset_password attr:class="inline-form">
-                    <input type="hidden" name="user" value=id.clone()/>
-                    <label for=field_id.clone()>{label}</label>
-                    <input
-                        id=field_id
-                        name="password"
-                        type="password"
-                        autocomplete="new-password"
-                        minlength="12"
-                        required
-                        aria-describedby=error_id.clone()
-                    />
-                    <button type="submit" disabled=move || reset_password.pending().get()>
-                        {move || {
-                            if reset_password.pending().get() { "Saving…" } else { "Set password" }
-                        }}
-                    </button>
-                </ActionForm>
-            </details>
-        }
+            let field_id = format!("{row_id}-password");
+            let (id, label, error_id) = (
+                id.clone(),
+                format!("New password for {username}"),
+                error_id.clone(),
+            );
+            view! {
+                <details class="row-disclosure">
+                    <summary>"Reset password"</summary>
+                    <ActionForm action=reset_password attr:class="inline-form">
+                        <input type="hidden" name="user" value=id.clone()/>
+                        <label for=field_id.clone()>{label}</label>
+                        <input
+                            id=field_id
+                            name="password"
+                            type="password"
+                            autocomplete="new-password"
+                            minlength="12"
+                            required
+                            aria-describedby=error_id.clone()
+                        />
+                        <button type="submit" disabled=move || reset_password.pending().get()>
+                            {move || {
+                                if reset_password.pending().get() { "Saving…" } else { "Set password" }
+                            }}
+                        </button>
+                    </ActionForm>
+                </details>
+            }
         })
     } else {
         None
@@ -352,7 +348,10 @@ fn RoleSelect(id: String, with_none: bool) -> impl IntoView {
 }
 
 #[component]
-fn CreateUserForm(action: ServerAction<CreateUser>, organizations: Vec<OrgOption>) -> impl IntoView {
+fn CreateUserForm(
+    action: ServerAction<CreateUser>,
+    organizations: Vec<OrgOption>,
+) -> impl IntoView {
     let error = failure(action);
     let created = succeeded(action);
     view! {
