@@ -55,6 +55,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_context(ThemeContext(RwSignal::new(initial_theme())));
+    // Taken here, where the request's context is always reachable: see `set_status`.
+    #[cfg(feature = "ssr")]
+    let response = use_context::<leptos_axum::ResponseOptions>();
 
     view! {
         <Stylesheet id="orchard" href="/pkg/orchard.css"/>
@@ -64,7 +67,11 @@ pub fn App() -> impl IntoView {
         <Router>
             <CurrentUserProvider>
             <Layout>
-                <ErrorBoundary fallback=|errors| view! { <ErrorPage errors/> }>
+                <ErrorBoundary fallback=move |errors| {
+                    #[cfg(feature = "ssr")]
+                    crate::pages::error::set_status(response.as_ref(), &errors);
+                    view! { <ErrorPage errors/> }
+                }>
                     // Every page shows the signed-in user in the top bar: `Async` renders
                     // once that is known, so pages are complete without JavaScript.
                     <Routes fallback=|| view! { <NotFoundPage/> }>

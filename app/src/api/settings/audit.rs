@@ -5,6 +5,10 @@
 //! other organizations; the page is therefore for instance administrators only, even
 //! though organization admins hold `Permission::ViewOrchardAudit`. Per-organization
 //! views belong to the audit timeline, which merges Apple's events.
+//!
+//! The chain verdict recomputes every hash on each call (reads in batches of 1000): linear
+//! in the log's length, acceptable for an administrator's page, and the first thing to
+//! cache (by the head `seq`) once logs grow to millions of entries.
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;

@@ -4,7 +4,8 @@
 //! Every form is an `ActionForm`, so the page works without JavaScript (the post is
 //! answered by a redirect back here, errors travel in the URL). Hydrated, each row keeps
 //! its own actions, so one row's pending state or error never shows on another; a
-//! success refetches the list. Errors of row actions that came back in the URL (no
+//! success refetches the list (except a password reset, which only says so in its row,
+//! as nothing listed changes). Errors of row actions that came back in the URL (no
 //! JavaScript) cannot name their row, so the page shows them once above the table.
 
 use leptos::prelude::*;
@@ -111,8 +112,9 @@ fn UserTable(overview: UsersOverview) -> impl IntoView {
     }
 }
 
-/// The actions of one row, each with its own pending state and error.
-fn row_action<S>(reload: RwSignal<u32>) -> ServerAction<S>
+/// One of a row's actions, with its own pending state and error. When `reload` is given,
+/// a success loads the list again (the row shows what changed).
+fn row_action<S>(reload: Option<RwSignal<u32>>) -> ServerAction<S>
 where
     S: leptos::server_fn::ServerFn<Error = crate::error::AppError> + Clone + Send + Sync + 'static,
     S::Output: Send + Sync + 'static,
@@ -120,22 +122,25 @@ where
     let action = ServerAction::<S>::new();
     // An error read from the URL belongs to no row in particular; `UrlErrors` shows it.
     action.value().set(None);
-    Effect::new(move |_| {
-        if action.value().with(|v| matches!(v, Some(Ok(_)))) {
-            reload.update(|n| *n += 1);
-        }
-    });
+    if let Some(reload) = reload {
+        Effect::new(move |_| {
+            if action.value().with(|v| matches!(v, Some(Ok(_)))) {
+                reload.update(|n| *n += 1);
+            }
+        });
+    }
     action
 }
 
 #[component]
 fn UserRowView(user: UserSummary, organizations: Vec<OrgOption>, is_me: bool) -> impl IntoView {
     let Reload(reload) = expect_context::<Reload>();
-    let set_role = row_action::<SetUserRole>(reload);
-    let remove_role = row_action::<RemoveUserRole>(reload);
-    let disable = row_action::<SetUserDisabled>(reload);
-    let reset_totp = row_action::<ResetUserTotp>(reload);
-    let reset_password = row_action::<ResetUserPassword>(reload);
+    let set_role = row_action::<SetUserRole>(Some(reload));
+    let remove_role = row_action::<RemoveUserRole>(Some(reload));
+    let disable = row_action::<SetUserDisabled>(Some(reload));
+    let reset_totp = row_action::<ResetUserTotp>(Some(reload));
+    // Nothing in the list shows a password: the row stays and says it was changed.
+    let reset_password = row_action::<ResetUserPassword>(None);
     let errors = [
         failure(set_role),
         failure(remove_role),
