@@ -24,7 +24,10 @@ use crate::pages::error::ErrorPage;
 use crate::pages::home::HomePage;
 use crate::pages::login::LoginPage;
 use crate::pages::not_found::NotFoundPage;
+use crate::pages::settings::accounts::OrganizationPage;
 use crate::pages::settings::audit::AuditPage;
+use crate::pages::settings::organizations::SettingsPage;
+use crate::pages::settings::sso::SsoSettingsPage;
 use crate::pages::settings::users::UsersPage;
 use crate::pages::setup::SetupPage;
 use crate::pages::welcome::WelcomePage;
@@ -114,9 +117,11 @@ pub fn App() -> impl IntoView {
                             view=|| view! { <AreaPage path="/fleet"/> }
                             ssr=SsrMode::Async
                         />
+                        <Route path=path!("/settings") view=SettingsPage ssr=SsrMode::Async/>
+                        <Route path=path!("/settings/sso") view=SsoSettingsPage ssr=SsrMode::Async/>
                         <Route
-                            path=path!("/settings")
-                            view=|| view! { <AreaPage path="/settings"/> }
+                            path=path!("/settings/organizations/:org")
+                            view=OrganizationPage
                             ssr=SsrMode::Async
                         />
                         <Route path=path!("/settings/users") view=UsersPage ssr=SsrMode::Async/>

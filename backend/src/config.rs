@@ -630,13 +630,12 @@ impl Config {
         crate::store::DatabaseKind::from_url(&self.database.url)
             .map_err(|e| invalid("database.url", e.to_string()))?;
         let public_url = self.server.public_url.trim_end_matches('/');
-        if !public_url.is_empty()
-            && !(public_url.starts_with("https://") || public_url.starts_with("http://"))
-            || public_url
-                .split("://")
-                .nth(1)
-                .is_some_and(|rest| rest.contains('/'))
-        {
+        let has_scheme = public_url.starts_with("https://") || public_url.starts_with("http://");
+        let has_path = public_url
+            .split("://")
+            .nth(1)
+            .is_some_and(|rest| rest.contains('/'));
+        if !public_url.is_empty() && (!has_scheme || has_path) {
             return Err(invalid(
                 "server.public_url",
                 "must be an origin like https://orchard.example.com (no path)".to_owned(),

@@ -49,6 +49,7 @@ both_backends!(
     administrators_manage_users_roles_and_passwords,
     sso_users_are_created_once_and_their_roles_follow_the_groups,
     organization_creators_become_their_admins,
+    sso_rules_from_settings_and_configuration_grant_the_most_powerful_role,
 );
 
 const T0: OffsetDateTime = datetime!(2026-03-02 09:00:00 UTC);
@@ -967,4 +968,88 @@ async fn organization_creators_become_their_admins(ctx: &Ctx) {
         .unwrap_err();
     assert!(matches!(err, UserAdminError::NotInstanceAdmin), "{err:?}");
     assert_eq!(store.list_organizations().await.unwrap().len(), 1);
+}
+
+async fn sso_rules_from_settings_and_configuration_grant_the_most_powerful_role(ctx: &Ctx) {
+    use backend::audit::Actor;
+    use backend::identity::sso::{self, SsoRuleError};
+    use backend::oidc::GroupRoleRule;
+
+    let store = ctx.store.as_ref();
+    let acme = org(store, "Acme").await;
+    let globex = org(store, "Globex").await;
+    let actor = Actor::system();
+    sso::add_rule(store, &actor, " it-staff ", acme, Role::Operator, T0)
+        .await
+        .unwrap();
+    sso::add_rule(store, &actor, "auditors", globex, Role::Viewer, T0)
+        .await
+        .unwrap();
+    assert!(matches!(
+        sso::add_rule(store, &actor, "it-staff", acme, Role::Admin, T0).await,
+        Err(SsoRuleError::Taken)
+    ));
+    assert!(matches!(
+        sso::add_rule(
+            store,
+            &actor,
+            "x",
+            OrgId(uuid::Uuid::new_v4()),
+            Role::Admin,
+            T0
+        )
+        .await,
+        Err(SsoRuleError::Store(StoreError::NotFound { .. }))
+    ));
+    let rules = store.list_sso_rules().await.unwrap();
+    assert_eq!(rules.len(), 2);
+    assert_eq!(
+        (rules[1].group.as_str(), rules[1].role),
+        ("it-staff", Role::Operator)
+    );
+    assert_eq!(rules[1].created_at, T0);
+
+    let configured = vec![
+        GroupRoleRule {
+            group: "it-staff".to_owned(),
+            organization: "acme".to_owned(),
+            role: Role::Helpdesk,
+        },
+        GroupRoleRule {
+            group: "auditors".to_owned(),
+            organization: "globex".to_owned(),
+            role: Role::Admin,
+        },
+        GroupRoleRule {
+            group: "it-staff".to_owned(),
+            organization: "no-such-org".to_owned(),
+            role: Role::Admin,
+        },
+    ];
+    let groups = |names: &[&str]| names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let mut roles = sso::roles_for_groups(store, &configured, &groups(&["it-staff", "auditors"]))
+        .await
+        .unwrap();
+    roles.sort();
+    let mut expected = vec![(acme, Role::Operator), (globex, Role::Admin)];
+    expected.sort();
+    assert_eq!(roles, expected);
+    assert!(
+        sso::roles_for_groups(store, &configured, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    sso::delete_rule(store, &actor, "it-staff", acme)
+        .await
+        .unwrap();
+    assert!(matches!(
+        sso::delete_rule(store, &actor, "it-staff", acme).await,
+        Err(SsoRuleError::Store(StoreError::NotFound { .. }))
+    ));
+    let roles = sso::roles_for_groups(store, &configured, &groups(&["it-staff"]))
+        .await
+        .unwrap();
+    assert_eq!(roles, vec![(acme, Role::Helpdesk)]);
 }

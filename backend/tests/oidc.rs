@@ -12,9 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use backend::config::{ClientAuthMethod, OidcConfig, SecretString};
-use backend::oidc::{
-    self, GroupRoleMap, GroupRoleRule, MappedRole, OidcError, OidcProvider, PendingLogin,
-};
+use backend::oidc::{self, GroupRoleMap, GroupRoleRule, OidcError, OidcProvider, PendingLogin};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use p256::ecdsa::signature::Signer as _;
@@ -212,10 +210,22 @@ fn role_map() -> GroupRoleMap {
         role,
     };
     GroupRoleMap::new(vec![
-        rule("orchard-helpdesk", "acme", MappedRole::Helpdesk),
-        rule("orchard-admins", "acme", MappedRole::Admin),
-        rule("orchard-operators", "acme", MappedRole::Operator),
-        rule("orchard-helpdesk", "globex", MappedRole::Viewer),
+        rule(
+            "orchard-helpdesk",
+            "acme",
+            backend::identity::Role::Helpdesk,
+        ),
+        rule("orchard-admins", "acme", backend::identity::Role::Admin),
+        rule(
+            "orchard-operators",
+            "acme",
+            backend::identity::Role::Operator,
+        ),
+        rule(
+            "orchard-helpdesk",
+            "globex",
+            backend::identity::Role::Viewer,
+        ),
     ])
 }
 

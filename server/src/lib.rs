@@ -144,8 +144,8 @@ pub fn build_app(state: AppState) -> Router {
         .route(&callback, get(oidc::callback))
         // Innermost first: cross-site refusal, then who is signed in (and the sign-in gate),
         // then the session cookie and record around both.
+        .layer(axum::middleware::from_fn(api_errors::status_from_error))
         .layer(axum::middleware::from_fn(security::reject_cross_site))
-        .layer(axum::middleware::from_fn(api_errors::error_status))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

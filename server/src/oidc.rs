@@ -15,9 +15,9 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use backend::audit::{self, Actor, AuditAction};
-use backend::identity::Role;
+use backend::identity::sso::roles_for_groups;
 use backend::identity::users::{SsoIdentity, UserAdminError, find_or_create_sso_user};
-use backend::oidc::{GroupRoleMap, MappedRole, OidcIdentity, PendingLogin, safe_next};
+use backend::oidc::{OidcIdentity, PendingLogin, safe_next};
 use serde::Deserialize;
 use tower_sessions::Session;
 
@@ -132,9 +132,15 @@ pub async fn callback(
             );
         }
     };
-    let roles = match mapped_roles(&state, &cache.config().role_map, &identity).await {
+    let roles = match roles_for_groups(
+        state.store.as_ref(),
+        &cache.config().role_map,
+        &identity.groups,
+    )
+    .await
+    {
         Ok(roles) => roles,
-        Err(response) => return response,
+        Err(_) => return internal("SSO role lookup failed"),
     };
     let now = backend::identity::now_utc();
     let user =
@@ -186,43 +192,6 @@ pub async fn callback(
         .and_then(safe_next)
         .unwrap_or_else(|| "/".to_owned());
     Redirect::to(&target).into_response()
-}
-
-/// `(organization, role)` from the groups claim through `[[oidc.role_map]]`; rules naming an
-/// organization that does not exist are skipped with a warning.
-async fn mapped_roles(
-    state: &AppState,
-    rules: &[backend::oidc::GroupRoleRule],
-    identity: &OidcIdentity,
-) -> Result<Vec<(backend::orgs::OrgId, Role)>, Response> {
-    let granted = GroupRoleMap::new(rules.to_vec()).map_roles(&identity.groups);
-    if granted.is_empty() {
-        return Ok(Vec::new());
-    }
-    let organizations = state
-        .store
-        .list_organizations()
-        .await
-        .map_err(|_| internal("organization lookup failed"))?;
-    let mut roles = Vec::with_capacity(granted.len());
-    for (slug, role) in granted {
-        match organizations.iter().find(|o| o.slug == slug) {
-            Some(org) => roles.push((org.id, role_of(role))),
-            None => {
-                tracing::warn!(organization = %slug, "[[oidc.role_map]] names an unknown organization")
-            }
-        }
-    }
-    Ok(roles)
-}
-
-fn role_of(role: MappedRole) -> Role {
-    match role {
-        MappedRole::Admin => Role::Admin,
-        MappedRole::Operator => Role::Operator,
-        MappedRole::Helpdesk => Role::Helpdesk,
-        MappedRole::Viewer => Role::Viewer,
-    }
 }
 
 fn sso_identity(identity: &OidcIdentity) -> SsoIdentity {

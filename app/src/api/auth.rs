@@ -206,6 +206,12 @@ pub async fn complete_setup(
         ));
     }
     let state = crate::ssr::state()?;
+    let already_done = || AppError::Conflict {
+        message: "Setup is already complete. Sign in instead.".to_owned(),
+    };
+    if state.store.count_users().await? > 0 {
+        return Err(already_done());
+    }
     let now = backend::identity::now_utc();
     let admin = redeem_setup_token(
         state.store.as_ref(),
@@ -217,16 +223,16 @@ pub async fn complete_setup(
     )
     .await
     .map_err(|err| match err {
-        SetupError::AlreadyDone => AppError::Conflict {
-            message: "Setup is already complete. Sign in instead.".to_owned(),
-        },
+        SetupError::AlreadyDone => already_done(),
         SetupError::InvalidToken => AppError::validation(
             "token",
             "This setup link is invalid, used or expired. Restart Orchard for a new one.",
         ),
-        SetupError::Username(e) => AppError::validation("username", capitalized(&e.to_string())),
+        SetupError::Username(e) => {
+            AppError::validation("username", crate::ssr::sentence(&e.to_string()))
+        }
         SetupError::PasswordRule(e) => {
-            AppError::validation("password", capitalized(&e.to_string()))
+            AppError::validation("password", crate::ssr::sentence(&e.to_string()))
         }
         other => {
             tracing::error!(error = &other as &dyn std::error::Error, "setup failed");
@@ -254,17 +260,4 @@ pub async fn complete_setup(
     .map_err(|_| crate::ssr::internal("audit append failed"))?;
     leptos_axum::redirect("/welcome");
     Ok(())
-}
-
-#[cfg(feature = "ssr")]
-fn capitalized(message: &str) -> String {
-    let mut chars = message.chars();
-    let mut out: String = chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default();
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
 }

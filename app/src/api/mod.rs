@@ -25,3 +25,15 @@ pub use settings::users::{
     set_user_disabled, set_user_role,
 };
 pub use system::{GetSystemStatus, get_system_status};
+
+pub use settings::accounts::{
+    AddApiAccount, DeleteApiAccount, GetApiAccounts, RevokeApiAccount, RotateApiKey,
+    TestApiAccount, add_api_account, delete_api_account, get_api_accounts, revoke_api_account,
+    rotate_api_key, test_api_account,
+};
+pub use settings::organizations::{
+    CreateOrganization, ListOrganizations, create_organization, list_organizations,
+};
+pub use settings::sso::{
+    AddSsoRule, DeleteSsoRule, GetSsoSettings, add_sso_rule, delete_sso_rule, get_sso_settings,
+};

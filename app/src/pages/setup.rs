@@ -54,7 +54,6 @@ pub fn SetupPage() -> impl IntoView {
                         type="password"
                         autocomplete="new-password"
                         required
-                        minlength="12"
                         aria-describedby=error_id("setup", "password")
                     />
                     <FieldMessage form="setup" field="password" error/>

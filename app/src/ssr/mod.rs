@@ -94,6 +94,15 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// A backend message (`the name is empty`) as a sentence for people (`The name is empty.`).
+pub fn sentence(message: &str) -> String {
+    let mut out = capitalize(message);
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
 fn capitalize(s: &str) -> String {
     let mut chars = s.chars();
     chars

@@ -8,6 +8,7 @@
 //! - [`setup`]: the one-time link that creates the first administrator.
 //! - [`sessions`]: tower-sessions storage on Orchard's database, the typed session bucket.
 //! - [`users`]: user administration and SSO user provisioning.
+//! - [`sso`]: group → role rules for single sign-on (configured and stored).
 //!
 //! Services here are plain async functions over [`crate::store::IdentityStore`]; they take
 //! the current time as an argument so that tests control the clock.
@@ -17,6 +18,7 @@ pub mod password;
 pub mod roles;
 pub mod sessions;
 pub mod setup;
+pub mod sso;
 pub mod totp;
 pub mod users;
 

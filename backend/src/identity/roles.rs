@@ -112,6 +112,11 @@ impl Role {
         allowed.contains(&self)
     }
 
+    /// The more powerful of two roles (roles are declared most powerful first).
+    pub fn most_powerful(self, other: Role) -> Role {
+        self.min(other)
+    }
+
     /// The stored and wire form: `admin`, `operator`, `helpdesk`, `viewer`.
     pub fn as_str(self) -> &'static str {
         match self {

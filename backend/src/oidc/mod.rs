@@ -37,7 +37,7 @@ use time::OffsetDateTime;
 
 use crate::config::{ClientAuthMethod, OidcConfig, SecretString};
 
-pub use roles::{GroupRoleMap, GroupRoleRule, MappedRole};
+pub use roles::{GroupRoleMap, GroupRoleRule};
 
 /// How long a started sign-in may take before its [`PendingLogin`] is refused.
 pub const PENDING_LOGIN_TTL: Duration = Duration::from_secs(10 * 60);

@@ -7,31 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-/// A role an SSO group can grant, lowest first so that `Ord` ranks them.
-///
-/// Mirrors the identity module's role names; the two are unified when both land.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MappedRole {
-    Viewer,
-    Helpdesk,
-    Operator,
-    Admin,
-}
-
-impl MappedRole {
-    /// The role's name as stored and configured: `admin`, `operator`, `helpdesk`, `viewer`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Viewer => "viewer",
-            Self::Helpdesk => "helpdesk",
-            Self::Operator => "operator",
-            Self::Admin => "admin",
-        }
-    }
-}
+use crate::identity::Role;
 
 /// One `[[oidc.role_map]]` entry: members of `group` get `role` in `organization`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -42,7 +20,7 @@ pub struct GroupRoleRule {
     /// Slug of the Orchard organization the role applies to.
     pub organization: String,
     /// `admin`, `operator`, `helpdesk` or `viewer`.
-    pub role: MappedRole,
+    pub role: Role,
 }
 
 /// The configured rules, applied at each SSO sign-in.
@@ -66,12 +44,12 @@ impl GroupRoleMap {
     }
 
     /// Like [`Self::map_groups`], with the typed role.
-    pub fn map_roles(&self, groups: &[String]) -> BTreeMap<String, MappedRole> {
-        let mut granted: BTreeMap<String, MappedRole> = BTreeMap::new();
+    pub fn map_roles(&self, groups: &[String]) -> BTreeMap<String, Role> {
+        let mut granted: BTreeMap<String, Role> = BTreeMap::new();
         for rule in self.rules.iter().filter(|r| groups.contains(&r.group)) {
             granted
                 .entry(rule.organization.clone())
-                .and_modify(|role| *role = (*role).max(rule.role))
+                .and_modify(|role| *role = role.most_powerful(rule.role))
                 .or_insert(rule.role);
         }
         granted
@@ -82,7 +60,7 @@ impl GroupRoleMap {
 mod tests {
     use super::*;
 
-    fn rule(group: &str, organization: &str, role: MappedRole) -> GroupRoleRule {
+    fn rule(group: &str, organization: &str, role: Role) -> GroupRoleRule {
         GroupRoleRule {
             group: group.to_owned(),
             organization: organization.to_owned(),
@@ -97,11 +75,11 @@ mod tests {
     #[test]
     fn the_highest_role_per_organization_wins_whatever_the_rule_order() {
         let map = GroupRoleMap::new(vec![
-            rule("helpdesk", "acme", MappedRole::Helpdesk),
-            rule("admins", "acme", MappedRole::Admin),
-            rule("viewers", "acme", MappedRole::Viewer),
-            rule("helpdesk", "globex", MappedRole::Helpdesk),
-            rule("operators", "globex", MappedRole::Operator),
+            rule("helpdesk", "acme", Role::Helpdesk),
+            rule("admins", "acme", Role::Admin),
+            rule("viewers", "acme", Role::Viewer),
+            rule("helpdesk", "globex", Role::Helpdesk),
+            rule("operators", "globex", Role::Operator),
         ]);
         assert_eq!(
             map.map_groups(&groups(&["viewers", "helpdesk", "admins", "unknown"])),
@@ -121,15 +99,15 @@ mod tests {
 
     #[test]
     fn unmapped_or_differently_cased_groups_grant_nothing() {
-        let map = GroupRoleMap::new(vec![rule("Admins", "acme", MappedRole::Admin)]);
+        let map = GroupRoleMap::new(vec![rule("Admins", "acme", Role::Admin)]);
         assert!(map.map_groups(&groups(&["admins", "other"])).is_empty());
         assert!(map.map_groups(&[]).is_empty());
     }
 
     #[test]
     fn roles_rank_admin_over_operator_over_helpdesk_over_viewer() {
-        assert!(MappedRole::Admin > MappedRole::Operator);
-        assert!(MappedRole::Operator > MappedRole::Helpdesk);
-        assert!(MappedRole::Helpdesk > MappedRole::Viewer);
+        assert_eq!(Role::Admin.most_powerful(Role::Operator), Role::Admin);
+        assert_eq!(Role::Helpdesk.most_powerful(Role::Operator), Role::Operator);
+        assert_eq!(Role::Viewer.most_powerful(Role::Helpdesk), Role::Helpdesk);
     }
 }

@@ -96,6 +96,16 @@ pub struct Membership {
     pub role: Role,
 }
 
+/// A single sign-on rule kept in the database: members of `group` get `role` in `org_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoRoleRule {
+    /// Group name exactly as the provider puts it in the groups claim.
+    pub group: String,
+    pub org_id: OrgId,
+    pub role: Role,
+    pub created_at: OffsetDateTime,
+}
+
 /// What the throttle needs to know about one key's recent attempts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AttemptStats {
@@ -236,6 +246,18 @@ pub trait IdentityStore: Send + Sync + 'static {
 
     /// Deletes attempts older than `before`; returns how many.
     async fn prune_login_attempts(&self, before: OffsetDateTime) -> Result<u64>;
+
+    // Single sign-on rules.
+
+    /// Every rule, by group then organization.
+    async fn list_sso_rules(&self) -> Result<Vec<SsoRoleRule>>;
+
+    /// Adds a rule. `Conflict { constraint: "sso_role_rules_key" }` when the group already
+    /// has a rule for that organization; `NotFound` when the organization does not exist.
+    async fn insert_sso_rule(&self, rule: &SsoRoleRule) -> Result<()>;
+
+    /// Deletes the rule of `group` in `org`. `NotFound` when there is none.
+    async fn delete_sso_rule(&self, group: &str, org: OrgId) -> Result<()>;
 
     // First-run setup.
 

@@ -6,7 +6,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::identity::{
-    AttemptStats, IdentityStore, Membership, NewUser, SealedSecret, UserRow, username_key,
+    AttemptStats, IdentityStore, Membership, NewUser, SealedSecret, SsoRoleRule, UserRow,
+    username_key,
 };
 use super::{PostgresStore, Result, StoreError};
 use crate::identity::{Role, UserId};
@@ -374,6 +375,53 @@ impl IdentityStore for PostgresStore {
             .collect()
     }
 
+    async fn list_sso_rules(&self) -> Result<Vec<SsoRoleRule>> {
+        let rows: Vec<(String, Uuid, String, OffsetDateTime)> = sqlx::query_as(
+            "SELECT group_name, org_id, role, created_at FROM sso_role_rules \
+             ORDER BY group_name, org_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        rows.into_iter()
+            .map(|(group, org, role, created_at)| {
+                Ok(SsoRoleRule {
+                    group,
+                    org_id: OrgId(org),
+                    role: role
+                        .parse()
+                        .map_err(|e| StoreError::Corrupt(format!("sso_role_rules.role: {e}")))?,
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_sso_rule(&self, rule: &SsoRoleRule) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sso_role_rules (group_name, org_id, role, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&rule.group)
+        .bind(rule.org_id.0)
+        .bind(rule.role.as_str())
+        .bind(rule.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(sso_rule_error)?;
+        Ok(())
+    }
+
+    async fn delete_sso_rule(&self, group: &str, org: OrgId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM sso_role_rules WHERE group_name = $1 AND org_id = $2")
+            .bind(group)
+            .bind(org.0)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        one_row("SSO rule", done.rows_affected())
+    }
+
     async fn insert_session(&self, id: &str, data: &[u8], expiry: OffsetDateTime) -> Result<bool> {
         let done = sqlx::query(
             "INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3) \
@@ -553,6 +601,23 @@ fn membership_error(err: sqlx::Error) -> StoreError {
             }
         }
         _ => StoreError::from_sqlx("membership", err),
+    }
+}
+
+/// A rule for a group and organization that already has one, or for a missing organization.
+fn sso_rule_error(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+            StoreError::Conflict {
+                constraint: "sso_role_rules_key".to_owned(),
+            }
+        }
+        sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation => {
+            StoreError::NotFound {
+                entity: "organization",
+            }
+        }
+        _ => StoreError::Database(err),
     }
 }
 

@@ -70,6 +70,8 @@ impl TestApp {
         config.database.url = format!("sqlite://{}/orchard.db", dir.path().display());
         config.site.root = site;
         config.vault.key_file = dir.path().join("master.key");
+        // Every test client signs in from 127.0.0.1; tests of the per-address limit set it.
+        config.auth.address_max_attempts = 100_000;
         configure(&mut config);
         let store = backend::store::connect(&config.database).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

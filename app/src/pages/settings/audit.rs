@@ -9,6 +9,7 @@ use leptos_meta::Title;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
+use super::SettingsNav;
 use crate::api::list_audit;
 use crate::components::fields::explain;
 use crate::model::users::{AuditEntryView, AuditLogPage, ChainStatus};
@@ -34,6 +35,7 @@ pub fn AuditPage() -> impl IntoView {
     );
     view! {
         <Title text="Orchard audit log · Orchard"/>
+        <SettingsNav/>
         <h1>"Orchard audit log"</h1>
         <p class="lede">
             "Every sign-in and administrative change made in Orchard, newest first. \

@@ -11,6 +11,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use super::SettingsNav;
 use crate::api::{
     CreateUser, RemoveUserRole, ResetUserPassword, ResetUserTotp, SetUserDisabled, SetUserRole,
     list_users,
@@ -34,6 +35,7 @@ pub fn UsersPage() -> impl IntoView {
     );
     view! {
         <Title text="Users · Orchard"/>
+        <SettingsNav/>
         <h1>"Users"</h1>
         <p class="lede">
             "People who may sign in to Orchard and their role in each organization. \

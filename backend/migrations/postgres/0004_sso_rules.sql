@@ -1,0 +1,9 @@
+-- Single sign-on group → role rules that administrators manage in Settings. Rules in the
+-- configuration file ([[oidc.role_map]]) apply as well; the highest role per organization wins.
+CREATE TABLE sso_role_rules (
+    group_name  TEXT NOT NULL,                           -- exactly as in the groups claim
+    org_id      UUID NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    role        TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'helpdesk', 'viewer')),
+    created_at  TIMESTAMPTZ NOT NULL,
+    CONSTRAINT sso_role_rules_key PRIMARY KEY (group_name, org_id)
+);
