@@ -22,8 +22,8 @@ test("an administrator sees the provider and manages group rules", async ({
 
   const group = `e2e-${testInfo.project.name}`;
   await page.getByLabel("Group (exactly as in the groups claim)").fill(group);
-  await page.getByLabel("Organization").selectOption({ label: "Demo organization" });
-  await page.getByLabel("Role").selectOption("helpdesk");
+  await page.getByLabel("Organization", { exact: true }).selectOption({ label: "Demo organization" });
+  await page.getByLabel("Role", { exact: true }).selectOption("helpdesk");
   await page.getByRole("button", { name: "Add rule" }).click();
 
   const added = page.getByRole("table", { name: "Added here" });
@@ -32,7 +32,7 @@ test("an administrator sees the provider and manages group rules", async ({
   // The same rule twice is refused next to the field.
   await shell.ready();
   await page.getByLabel("Group (exactly as in the groups claim)").fill(group);
-  await page.getByLabel("Organization").selectOption({ label: "Demo organization" });
+  await page.getByLabel("Organization", { exact: true }).selectOption({ label: "Demo organization" });
   await page.getByRole("button", { name: "Add rule" }).click();
   await expect(page.locator("#sso-group-error")).toContainText("already has a role");
 

@@ -87,7 +87,7 @@ test("SSO signs in through the identity provider and maps groups to roles", asyn
   // Helpdesk may not administer anything: no Settings in the navigation, and the page refuses.
   await expect(shell.navLink("Audit")).toBeVisible();
   await expect(shell.navLink("Settings")).toHaveCount(0);
-  const settings = await page.goto("/settings/users");
+  const settings = await page.goto("/settings");
   expect(settings?.status()).toBe(403);
 });
 
