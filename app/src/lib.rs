@@ -18,14 +18,17 @@ use leptos_router::{SsrMode, path};
 
 use crate::components::layout::{Layout, provide_me};
 use crate::components::theme::{ThemeContext, initial_theme};
+use crate::pages::account::AccountPage;
 use crate::pages::areas::AreaPage;
 use crate::pages::error::ErrorPage;
 use crate::pages::home::HomePage;
 use crate::pages::login::LoginPage;
 use crate::pages::not_found::NotFoundPage;
 use crate::pages::settings::accounts::OrganizationPage;
+use crate::pages::settings::audit::AuditPage;
 use crate::pages::settings::organizations::SettingsPage;
 use crate::pages::settings::sso::SsoSettingsPage;
+use crate::pages::settings::users::UsersPage;
 use crate::pages::setup::SetupPage;
 use crate::pages::welcome::WelcomePage;
 
@@ -55,6 +58,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_context(ThemeContext(RwSignal::new(initial_theme())));
+    // Taken here, where the request's context is always reachable: see `set_status`.
+    #[cfg(feature = "ssr")]
+    let response = use_context::<leptos_axum::ResponseOptions>();
 
     view! {
         <Stylesheet id="orchard" href="/pkg/orchard.css"/>
@@ -64,7 +70,11 @@ pub fn App() -> impl IntoView {
         <Router>
             <CurrentUserProvider>
             <Layout>
-                <ErrorBoundary fallback=|errors| view! { <ErrorPage errors/> }>
+                <ErrorBoundary fallback=move |errors| {
+                    #[cfg(feature = "ssr")]
+                    crate::pages::error::set_status(response.as_ref(), &errors);
+                    view! { <ErrorPage errors/> }
+                }>
                     // Every page shows the signed-in user in the top bar: `Async` renders
                     // once that is known, so pages are complete without JavaScript.
                     <Routes fallback=|| view! { <NotFoundPage/> }>
@@ -114,6 +124,9 @@ pub fn App() -> impl IntoView {
                             view=OrganizationPage
                             ssr=SsrMode::Async
                         />
+                        <Route path=path!("/settings/users") view=UsersPage ssr=SsrMode::Async/>
+                        <Route path=path!("/settings/audit") view=AuditPage ssr=SsrMode::Async/>
+                        <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                     </Routes>
                 </ErrorBoundary>
             </Layout>

@@ -5,8 +5,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub mod account;
 pub mod accounts;
 pub mod sso;
+pub mod users;
 
 /// Name of the cookie holding the theme choice; read during SSR so the first paint is right.
 pub const THEME_COOKIE: &str = "orchard_theme";

@@ -91,6 +91,31 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
+    /// Every action, in declaration order (for filters in the audit page).
+    pub const ALL: [AuditAction; 21] = [
+        Self::SignedIn,
+        Self::SignInFailed,
+        Self::SignedOut,
+        Self::SetupCompleted,
+        Self::UserCreated,
+        Self::UserDisabled,
+        Self::UserEnabled,
+        Self::RoleSet,
+        Self::RoleRemoved,
+        Self::PasswordChanged,
+        Self::PasswordReset,
+        Self::TotpEnrolled,
+        Self::TotpReset,
+        Self::OrganizationCreated,
+        Self::ApiAccountAdded,
+        Self::ApiAccountKeyRotated,
+        Self::ApiAccountRevoked,
+        Self::ApiAccountDeleted,
+        Self::ApiAccountTested,
+        Self::ApiAccountUrlsChanged,
+        Self::MasterKeyRotated,
+    ];
+
     /// Stable, dotted name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -263,6 +288,39 @@ mod tests {
             action: "api_account.add".into(),
             subject: "api_account:x".into(),
             details: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn every_action_is_listed_once_with_a_distinct_name() {
+        let names: std::collections::BTreeSet<&str> =
+            AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(names.len(), AuditAction::ALL.len());
+        // A new variant must be added to `ALL`: this match stops compiling until it is.
+        for action in AuditAction::ALL {
+            match action {
+                AuditAction::SignedIn
+                | AuditAction::SignInFailed
+                | AuditAction::SignedOut
+                | AuditAction::SetupCompleted
+                | AuditAction::UserCreated
+                | AuditAction::UserDisabled
+                | AuditAction::UserEnabled
+                | AuditAction::RoleSet
+                | AuditAction::RoleRemoved
+                | AuditAction::PasswordChanged
+                | AuditAction::PasswordReset
+                | AuditAction::TotpEnrolled
+                | AuditAction::TotpReset
+                | AuditAction::OrganizationCreated
+                | AuditAction::ApiAccountAdded
+                | AuditAction::ApiAccountKeyRotated
+                | AuditAction::ApiAccountRevoked
+                | AuditAction::ApiAccountDeleted
+                | AuditAction::ApiAccountTested
+                | AuditAction::ApiAccountUrlsChanged
+                | AuditAction::MasterKeyRotated => {}
+            }
         }
     }
 

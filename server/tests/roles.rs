@@ -214,6 +214,127 @@ fn server_functions() -> Vec<Row> {
             args: |f| vec![("org", f.org.clone()), ("group", "no-such-group".into())],
             expect: INSTANCE_ADMIN,
         },
+        Row {
+            path: ListUsers::PATH,
+            get: true,
+            args: none,
+            expect: INSTANCE_ADMIN,
+        },
+        Row {
+            path: CreateUser::PATH,
+            get: false,
+            // An empty username: past the check it is a 422, and nothing is created.
+            args: |_| {
+                vec![
+                    ("username", String::new()),
+                    ("password", String::new()),
+                    ("password_confirm", String::new()),
+                ]
+            },
+            expect: INSTANCE_ADMIN,
+        },
+        Row {
+            path: SetUserRole::PATH,
+            get: false,
+            args: |f| {
+                let mut args = unknown_user(f);
+                args.push(("role", "viewer".into()));
+                args
+            },
+            expect: MANAGE_ROLES,
+        },
+        Row {
+            path: RemoveUserRole::PATH,
+            get: false,
+            args: unknown_user,
+            expect: MANAGE_ROLES,
+        },
+        Row {
+            path: SetUserDisabled::PATH,
+            get: false,
+            args: |f| {
+                let mut args = unknown_user(f);
+                args.push(("disabled", "true".into()));
+                args
+            },
+            expect: INSTANCE_ADMIN,
+        },
+        Row {
+            path: ResetUserTotp::PATH,
+            get: false,
+            args: unknown_user,
+            expect: INSTANCE_ADMIN,
+        },
+        Row {
+            path: ResetUserPassword::PATH,
+            get: false,
+            args: |f| {
+                let mut args = unknown_user(f);
+                args.push(("password", "a long enough password".into()));
+                args
+            },
+            expect: INSTANCE_ADMIN,
+        },
+        Row {
+            path: ListAudit::PATH,
+            get: true,
+            args: none,
+            expect: INSTANCE_ADMIN,
+        },
+        Row {
+            path: GetAccount::PATH,
+            get: true,
+            args: none,
+            expect: SIGNED_IN,
+        },
+        Row {
+            path: ChangePassword::PATH,
+            get: false,
+            // Empty passwords: past the check it is a 422, and nothing changes.
+            args: |_| {
+                vec![
+                    ("current_password", String::new()),
+                    ("new_password", String::new()),
+                    ("new_password_confirm", String::new()),
+                ]
+            },
+            expect: SIGNED_IN,
+        },
+        Row {
+            path: BeginTotp::PATH,
+            get: false,
+            args: none,
+            expect: SIGNED_IN,
+        },
+        Row {
+            path: ConfirmTotp::PATH,
+            get: false,
+            // Without a pending enrolment: past the check it is a 409.
+            args: |_| vec![("code", "000000".into())],
+            expect: SIGNED_IN,
+        },
+        Row {
+            path: RegenerateRecoveryCodes::PATH,
+            get: false,
+            // Without TOTP: past the check it is a 409, and no codes are issued.
+            args: none,
+            expect: SIGNED_IN,
+        },
+    ]
+}
+
+/// Any signed-in user, about themself.
+const SIGNED_IN: [Outcome; 8] = [Out, Yes, Yes, Yes, Yes, Yes, Yes, Yes];
+
+/// Roles in the organization: its admins (`ManageUsers`) and instance administrators.
+const MANAGE_ROLES: [Outcome; 8] = [Out, No, No, No, No, Yes, No, Yes];
+
+/// A user id that does not exist, in the organization: past the check it is a 404 or a
+/// no-op, and nobody changes.
+fn unknown_user(f: &Fixture) -> Vec<(&'static str, String)> {
+    vec![
+        ("user", "00000000-0000-4000-8000-000000000000".into()),
+        ("org", f.org.clone()),
     ]
 }
 
@@ -252,6 +373,9 @@ fn pages(f: &Fixture) -> Vec<(String, [Outcome; 8])> {
         ("/fleet".into(), signed_in),
         ("/settings".into(), ADMINISTERS_SOMETHING),
         ("/settings/sso".into(), INSTANCE_ADMIN),
+        ("/settings/users".into(), INSTANCE_ADMIN),
+        ("/settings/audit".into(), INSTANCE_ADMIN),
+        ("/account".into(), signed_in),
         (
             format!("/settings/organizations/{}", f.org),
             MANAGE_ACCOUNTS,

@@ -1,17 +1,30 @@
 //! Server functions, grouped by resource. Each is thin: state, an access check from
 //! `crate::ssr::auth`, one backend call, error mapping.
 
+pub mod account;
 pub mod auth;
 pub mod preferences;
+pub mod settings;
+#[cfg(feature = "ssr")]
+mod support;
 pub mod system;
 
+pub use account::{
+    BeginTotp, ChangePassword, ConfirmTotp, GetAccount, RegenerateRecoveryCodes, begin_totp,
+    change_password, confirm_totp, get_account, regenerate_recovery_codes,
+};
 pub use auth::{
     CompleteSetup, GetMe, GetSignInOptions, SignIn, SignOut, complete_setup, get_me,
     get_sign_in_options, sign_in, sign_out,
 };
 pub use preferences::{SetTheme, set_theme};
+pub use settings::audit::{ListAudit, list_audit};
+pub use settings::users::{
+    CreateUser, ListUsers, RemoveUserRole, ResetUserPassword, ResetUserTotp, SetUserDisabled,
+    SetUserRole, create_user, list_users, remove_user_role, reset_user_password, reset_user_totp,
+    set_user_disabled, set_user_role,
+};
 pub use system::{GetSystemStatus, get_system_status};
-pub mod settings;
 
 pub use settings::accounts::{
     AddApiAccount, DeleteApiAccount, GetApiAccounts, RevokeApiAccount, RotateApiKey,

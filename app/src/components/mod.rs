@@ -1,5 +1,6 @@
 //! Reusable pieces of the interface.
 
+pub mod fields;
 pub mod form;
 pub mod layout;
 pub mod status;

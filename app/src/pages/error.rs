@@ -6,10 +6,9 @@ use leptos_meta::Title;
 
 use crate::error::AppError;
 
-/// Renders the errors caught by an `ErrorBoundary`.
-#[component]
-pub fn ErrorPage(errors: ArcRwSignal<Errors>) -> impl IntoView {
-    let list: Vec<AppError> = errors
+/// The errors an error boundary caught, as wire errors.
+fn app_errors(errors: &ArcRwSignal<Errors>) -> Vec<AppError> {
+    errors
         .get_untracked()
         .into_iter()
         .map(|(_, e)| {
@@ -19,14 +18,37 @@ pub fn ErrorPage(errors: ArcRwSignal<Errors>) -> impl IntoView {
                     message: e.to_string(),
                 })
         })
-        .collect();
-    let status = list.iter().map(AppError::status).max().unwrap_or(500);
-    #[cfg(feature = "ssr")]
-    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        .collect()
+}
+
+/// Sets the response status for `errors` (the worst one) through `response`, a handle
+/// taken where the request's context is known to be reachable. The boundary's fallback
+/// can render from an async resolution where `use_context` finds nothing, which used
+/// to serve a quarter of concurrent refusals as 200.
+#[cfg(feature = "ssr")]
+pub fn set_status(response: Option<&leptos_axum::ResponseOptions>, errors: &ArcRwSignal<Errors>) {
+    let status = app_errors(errors)
+        .iter()
+        .map(AppError::status)
+        .max()
+        .unwrap_or(500);
+    if let Some(response) = response {
         response.set_status(
             http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
         );
     }
+}
+
+/// Renders the errors caught by an `ErrorBoundary`.
+#[component]
+pub fn ErrorPage(errors: ArcRwSignal<Errors>) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_status(
+        use_context::<leptos_axum::ResponseOptions>().as_ref(),
+        &errors,
+    );
+    let list = app_errors(&errors);
+    let status = list.iter().map(AppError::status).max().unwrap_or(500);
     let title = list.first().map_or("Error", AppError::title);
     view! {
         <Title text=format!("{title} · Orchard")/>

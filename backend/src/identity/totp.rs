@@ -88,6 +88,25 @@ impl TotpSecret {
         Self(Zeroizing::new(bytes))
     }
 
+    /// Reads a secret typed or copied as RFC 4648 base32 (any case, spaces and padding
+    /// ignored), as an authenticator app would. `None` for any other character.
+    pub fn from_base32(text: &str) -> Option<Self> {
+        let mut bytes = Zeroizing::new(Vec::with_capacity(text.len() * 5 / 8));
+        let (mut buffer, mut bits) = (0_u32, 0_u32);
+        for c in text.chars().filter(|c| !matches!(c, ' ' | '=')) {
+            let upper = u8::try_from(c.to_ascii_uppercase()).ok()?;
+            let value = BASE32_ALPHABET.iter().position(|&a| a == upper)?;
+            buffer = (buffer << 5) | value as u32;
+            bits += 5;
+            if bits >= 8 {
+                bits -= 8;
+                bytes.push((buffer >> bits) as u8);
+            }
+            buffer &= (1 << bits) - 1;
+        }
+        Some(Self(bytes))
+    }
+
     /// RFC 4648 base32 without padding, as authenticator apps expect.
     pub fn base32(&self) -> Zeroizing<String> {
         Zeroizing::new(base32(&self.0))
@@ -208,6 +227,28 @@ pub async fn begin_enrollment(
     })
 }
 
+/// The enrolment a user started and has not confirmed yet, opened again so its owner can
+/// finish it (for example after a page reload). `None` when there is none, or when TOTP
+/// is already enforced: an enforced secret is never shown again.
+#[tracing::instrument(name = "totp.pending_enrollment", skip_all, fields(user = %user))]
+pub async fn pending_enrollment(
+    store: &dyn IdentityStore,
+    sealer: &dyn SecretSealer,
+    user: UserId,
+    issuer: &str,
+) -> Result<Option<Enrollment>> {
+    let row = store.user(user).await?;
+    let Some(sealed) = row.totp_secret.filter(|_| !row.totp_enabled) else {
+        return Ok(None);
+    };
+    let secret = open(sealer, user, &sealed)?;
+    let otpauth_uri = secret.otpauth_uri(issuer, &row.username);
+    Ok(Some(Enrollment {
+        secret,
+        otpauth_uri,
+    }))
+}
+
 /// Confirms enrolment with a first code, enforces TOTP, and issues fresh recovery codes
 /// (returned once, stored hashed).
 #[tracing::instrument(name = "totp.confirm_enrollment", skip_all, fields(user = %user))]
@@ -319,6 +360,23 @@ mod tests {
     use super::*;
 
     const RFC_SECRET: &[u8] = b"12345678901234567890";
+
+    #[test]
+    fn base32_secrets_read_back_in_any_case_and_with_spaces() {
+        let secret = TotpSecret::from_bytes(RFC_SECRET.to_vec());
+        let text = secret.base32();
+        let spaced: String = text
+            .to_lowercase()
+            .chars()
+            .enumerate()
+            .flat_map(|(i, c)| (i % 4 == 0).then_some(' ').into_iter().chain([c]))
+            .collect();
+        for typed in [text.as_str(), spaced.as_str()] {
+            let back = TotpSecret::from_base32(typed).expect("valid base32");
+            assert_eq!(back.0.as_slice(), RFC_SECRET);
+        }
+        assert!(TotpSecret::from_base32("AB1C").is_none());
+    }
 
     #[test]
     fn hotp_matches_the_rfc_6238_sha1_test_vectors() {

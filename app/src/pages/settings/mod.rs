@@ -6,8 +6,10 @@
 //! `aria-invalid` and `aria-describedby`.
 
 pub mod accounts;
+pub mod audit;
 pub mod organizations;
 pub mod sso;
+pub mod users;
 
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
