@@ -8,7 +8,9 @@
 //! - [`require_user`]: any signed-in user (their own profile, sign-out);
 //! - [`require_permission`]: a role in the organization the call touches that allows the
 //!   permission, as decided by `backend::identity::Role::allows` (the table of PRODUCT.md);
-//! - [`require_instance_admin`]: instance-wide administration (organizations, users, SSO).
+//! - [`require_instance_admin`]: instance-wide administration (organizations, users, SSO);
+//! - [`require_administrator`]: an instance administrator or an organization's admin
+//!   (the Settings hub).
 //!
 //! Nothing else decides access; `server/tests/roles.rs` walks every server function with
 //! every role and compares the outcome with its own table.
@@ -94,7 +96,18 @@ pub fn actor() -> Actor {
 
 /// Any signed-in user; `Unauthenticated` otherwise.
 pub fn require_user() -> Result<CurrentUser, AppError> {
-    current_user().ok_or(AppError::Unauthenticated)
+    current_user().ok_or_else(|| refuse(AppError::Unauthenticated))
+}
+
+/// Marks the response with the refusal's status right where access is decided, so a page
+/// whose data was refused is served as 401/403 even before its error boundary renders.
+fn refuse(error: AppError) -> AppError {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>()
+        && let Ok(status) = http::StatusCode::from_u16(error.status())
+    {
+        response.set_status(status);
+    }
+    error
 }
 
 /// A signed-in user whose role in `org` allows `permission`. `Forbidden` both when the
@@ -106,7 +119,23 @@ pub fn require_permission(org: OrgId, permission: Permission) -> Result<CurrentU
         Ok(user)
     } else {
         tracing::info!(user = %user.id, %org, ?permission, "access refused");
-        Err(AppError::Forbidden)
+        Err(refuse(AppError::Forbidden))
+    }
+}
+
+/// A signed-in user who is an instance administrator or whose role in some organization
+/// allows one of `permissions` (the Settings hub: those who administer something).
+pub fn require_administrator(permissions: &[Permission]) -> Result<CurrentUser, AppError> {
+    let user = require_user()?;
+    let administers = user
+        .memberships
+        .iter()
+        .any(|m| permissions.iter().any(|p| m.role.allows(*p)));
+    if user.instance_admin || administers {
+        Ok(user)
+    } else {
+        tracing::info!(user = %user.id, "administration refused");
+        Err(refuse(AppError::Forbidden))
     }
 }
 
@@ -117,7 +146,7 @@ pub fn require_instance_admin() -> Result<CurrentUser, AppError> {
         Ok(user)
     } else {
         tracing::info!(user = %user.id, "instance administration refused");
-        Err(AppError::Forbidden)
+        Err(refuse(AppError::Forbidden))
     }
 }
 

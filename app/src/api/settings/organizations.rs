@@ -17,13 +17,10 @@ use crate::model::accounts::{OrganizationList, OrganizationSummary};
 pub async fn list_organizations() -> Result<OrganizationList, AppError> {
     use backend::identity::Permission;
 
-    let user = crate::ssr::auth::require_user()?;
-    let administers = |role: backend::identity::Role| {
-        role.allows(Permission::ManageAccounts) || role.allows(Permission::ManageUsers)
-    };
-    if !user.instance_admin && !user.memberships.iter().any(|m| administers(m.role)) {
-        return Err(AppError::Forbidden);
-    }
+    let user = crate::ssr::auth::require_administrator(&[
+        Permission::ManageAccounts,
+        Permission::ManageUsers,
+    ])?;
     let state = crate::ssr::state()?;
     let organizations = state.store.list_organizations().await?;
     Ok(OrganizationList {
