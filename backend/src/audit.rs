@@ -92,7 +92,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in declaration order (for filters in the audit page).
-    pub const ALL: [AuditAction; 21] = [
+    pub const ALL: [AuditAction; 23] = [
         Self::SignedIn,
         Self::SignInFailed,
         Self::SignedOut,
@@ -107,6 +107,8 @@ impl AuditAction {
         Self::TotpEnrolled,
         Self::TotpReset,
         Self::OrganizationCreated,
+        Self::SsoRuleAdded,
+        Self::SsoRuleDeleted,
         Self::ApiAccountAdded,
         Self::ApiAccountKeyRotated,
         Self::ApiAccountRevoked,
@@ -313,6 +315,8 @@ mod tests {
                 | AuditAction::TotpEnrolled
                 | AuditAction::TotpReset
                 | AuditAction::OrganizationCreated
+                | AuditAction::SsoRuleAdded
+                | AuditAction::SsoRuleDeleted
                 | AuditAction::ApiAccountAdded
                 | AuditAction::ApiAccountKeyRotated
                 | AuditAction::ApiAccountRevoked
