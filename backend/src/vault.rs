@@ -403,6 +403,59 @@ pub async fn rotate_master_key(store: &dyn Store, old: &Vault, new: &Vault) -> R
     Ok(count)
 }
 
+/// What [`rotate_configured_key`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRotation {
+    /// Values re-encrypted.
+    pub values: usize,
+    /// The key file now holds the new key; `false` when the key comes from the
+    /// environment, which the operator must now change.
+    pub key_file_replaced: bool,
+}
+
+/// Rotates the configured master key (run while Orchard is stopped): checks the current
+/// key, re-encrypts every value under `new` in one transaction, then replaces the key file.
+///
+/// With a key file, the new key is first written to `<key file>.new` (0600), so that an
+/// interruption between the database commit and the file swap leaves the new key on disk;
+/// the swap is a rename. With `[vault] master_key` (environment), nothing is written: the
+/// caller tells the operator to set the new key.
+pub async fn rotate_configured_key(
+    config: &VaultConfig,
+    store: &dyn Store,
+    new: &MasterKey,
+) -> Result<KeyRotation> {
+    let old = Vault::open_at_startup(config, store).await?;
+    let from_file = config.master_key.is_none();
+    let pending = config.key_file.with_extension("key.new");
+    if from_file {
+        let _ = std::fs::remove_file(&pending);
+        write_key_file(&pending, new).map_err(|source| VaultError::KeyFile {
+            path: pending.clone(),
+            source,
+        })?;
+    }
+    let values = match rotate_master_key(store, &old, &Vault::new(new)).await {
+        Ok(values) => values,
+        Err(err) => {
+            if from_file {
+                let _ = std::fs::remove_file(&pending);
+            }
+            return Err(err);
+        }
+    };
+    if from_file {
+        std::fs::rename(&pending, &config.key_file).map_err(|source| VaultError::KeyFile {
+            path: config.key_file.clone(),
+            source,
+        })?;
+    }
+    Ok(KeyRotation {
+        values,
+        key_file_replaced: from_file,
+    })
+}
+
 /// TOTP secrets are sealed by the same vault, bound to `orchard.totp:<user id>`.
 impl crate::identity::totp::SecretSealer for Vault {
     fn seal(

@@ -31,6 +31,7 @@ both_backends!(
     the_vault_creates_its_key_file_and_refuses_a_wrong_key,
     a_missing_key_file_is_refused_once_secrets_exist,
     master_key_rotation_re_encrypts_every_value,
+    rotating_the_configured_key_replaces_the_key_file,
     the_demo_organization_survives_a_restart_on_a_new_port,
 );
 
@@ -762,4 +763,48 @@ async fn the_demo_organization_survives_a_restart_on_a_new_port(ctx: &Ctx) {
     .await
     .unwrap();
     assert!(!demo::demo_wanted(store, &config).await.unwrap());
+}
+
+async fn rotating_the_configured_key_replaces_the_key_file(ctx: &Ctx) {
+    let config = vault_config(ctx, None);
+    let old = Vault::open_at_startup(&config, &*ctx.store).await.unwrap();
+    let org = org(ctx, "Acme").await;
+    let c = canary();
+    let view = accounts::add_account(
+        &*ctx.store,
+        &old,
+        &Actor::system(),
+        org,
+        new_account("A", &c.pem, AccountUrls::apple(AccountKind::Business)),
+    )
+    .await
+    .unwrap();
+    let before = std::fs::read_to_string(&config.key_file).unwrap();
+    let new = MasterKey::generate();
+
+    let rotation = vault::rotate_configured_key(&config, &*ctx.store, &new)
+        .await
+        .unwrap();
+
+    assert_eq!(rotation.values, 2, "the account key and the key check");
+    assert!(rotation.key_file_replaced);
+    let after = std::fs::read_to_string(&config.key_file).unwrap();
+    assert_ne!(before, after);
+    assert_eq!(after.trim(), new.to_hex().as_str());
+    assert!(!config.key_file.with_extension("key.new").exists());
+    let reopened = Vault::open_at_startup(&config, &*ctx.store).await.unwrap();
+    let record = ctx.store.api_account(view.id).await.unwrap();
+    let aad = vault::api_account_key_aad(&view.id.to_string());
+    let opened = reopened.open(&aad, &record.sealed_key).unwrap();
+    assert!(
+        opened.expose() == c.pem.trim_end().as_bytes(),
+        "the account key opens under the new master key"
+    );
+    // The old key no longer opens the database.
+    let old_hex = before.trim().to_owned();
+    assert!(
+        Vault::open_at_startup(&vault_config(ctx, Some(&old_hex)), &*ctx.store)
+            .await
+            .is_err()
+    );
 }

@@ -112,6 +112,43 @@ pub async fn serve_with_listener(
     Ok(())
 }
 
+/// `orchard rotate-master-key`: re-encrypts every sealed value under a new master key.
+/// Run it with Orchard stopped. The new key comes from `ORCHARD_NEW_MASTER_KEY` (64 hex
+/// characters) or is generated; with a key file the file is replaced, with
+/// `ORCHARD_MASTER_KEY` the new key must be given and then configured before restarting.
+pub async fn rotate_master_key(config: &Config) -> anyhow::Result<()> {
+    use backend::vault::{MasterKey, rotate_configured_key};
+
+    let new = match std::env::var("ORCHARD_NEW_MASTER_KEY") {
+        Ok(hex) => MasterKey::from_hex(hex.trim()).context("ORCHARD_NEW_MASTER_KEY")?,
+        Err(_) if config.vault.master_key.is_some() => anyhow::bail!(
+            "the master key comes from the environment: set ORCHARD_NEW_MASTER_KEY to the new \
+             key (openssl rand -hex 32), run this again, then configure it as the master key"
+        ),
+        Err(_) => MasterKey::generate(),
+    };
+    let store = backend::store::connect(&config.database)
+        .await
+        .context("cannot open the database")?;
+    let rotation = rotate_configured_key(&config.vault, store.as_ref(), &new)
+        .await
+        .context("master key rotation failed; nothing was changed")?;
+    store.close().await;
+    if rotation.key_file_replaced {
+        tracing::info!(
+            values = rotation.values,
+            key_file = %config.vault.key_file.display(),
+            "master key rotated; the key file now holds the new key (back it up)"
+        );
+    } else {
+        tracing::warn!(
+            values = rotation.values,
+            "master key rotated: set ORCHARD_MASTER_KEY to the value of ORCHARD_NEW_MASTER_KEY before starting Orchard"
+        );
+    }
+    Ok(())
+}
+
 /// The router with every route and middleware; no listener, so tests can `oneshot` it.
 pub fn build_app(state: AppState) -> Router {
     let metrics = Metrics::default();

@@ -1,13 +1,23 @@
-//! `orchard`: loads the configuration, starts logging, serves until SIGTERM/SIGINT.
+//! `orchard`: loads the configuration, starts logging, then serves until SIGTERM/SIGINT;
+//! `orchard rotate-master-key` re-encrypts the vault under a new master key instead.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = backend::Config::load().context("invalid configuration")?;
     server::telemetry::init(&config.log);
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-    server::serve_with_listener(config, listener, server::shutdown_signal()).await
+    match std::env::args().nth(1).as_deref() {
+        None | Some("serve") => {
+            let listener = tokio::net::TcpListener::bind(config.server.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+            server::serve_with_listener(config, listener, server::shutdown_signal()).await
+        }
+        Some("rotate-master-key") => server::rotate_master_key(&config).await,
+        Some(other) => bail!(
+            "unknown command {other:?}: run `orchard` to serve, or `orchard rotate-master-key` \
+             (with Orchard stopped) to re-encrypt the vault under a new master key"
+        ),
+    }
 }
