@@ -58,6 +58,10 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
+    // Static files are public and never need the user: no session or user lookups for them.
+    if is_static_asset(request.uri().path()) {
+        return next.run(request).await;
+    }
     let client = client_addr(&request, state.config.server.trust_forwarded_for);
     request.extensions_mut().insert(ClientAddr(client));
     let session = request.extensions().get::<Session>().cloned();
@@ -134,7 +138,7 @@ async fn resolve(
 /// Routes a signed-out visitor may use: the sign-in and setup pages, SSO, static assets,
 /// and the server functions those pages call.
 pub fn is_public(path: &str, state: &AppState) -> bool {
-    const PAGES: [&str; 4] = ["/login", "/setup", "/auth/oidc/start", "/favicon.svg"];
+    const PAGES: [&str; 3] = ["/login", "/setup", "/auth/oidc/start"];
     let public_fns = [
         app::api::SignIn::PATH,
         app::api::CompleteSetup::PATH,
@@ -146,10 +150,15 @@ pub fn is_public(path: &str, state: &AppState) -> bool {
         .oidc
         .as_ref()
         .map(|oidc| oidc.config().redirect_path.as_str());
-    PAGES.contains(&path)
+    is_static_asset(path)
+        || PAGES.contains(&path)
         || public_fns.contains(&path)
         || Some(path) == callback
-        || path.starts_with("/pkg/")
+}
+
+/// The built front end and the icon, served from `site.root`.
+fn is_static_asset(path: &str) -> bool {
+    path.starts_with("/pkg/") || path == "/favicon.svg"
 }
 
 async fn refuse_signed_out(state: &AppState, method: Method, target: String) -> Response {
