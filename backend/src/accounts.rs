@@ -669,6 +669,46 @@ pub struct Clients {
     budget_config: apple::BudgetConfig,
     clients: Mutex<HashMap<ApiAccountId, CachedClient>>,
     budgets: std::sync::Mutex<HashMap<ApiAccountId, Arc<apple::Budget>>>,
+    counters: std::sync::Mutex<HashMap<ApiAccountId, Arc<AccountCounters>>>,
+}
+
+/// What an account's client observed since it was last asked: 429s answered by Apple and
+/// time spent waiting for the account's budget. The sync engine takes them after each page
+/// for its run's health line.
+#[derive(Debug, Default)]
+pub struct AccountCounters {
+    rate_limited: std::sync::atomic::AtomicU64,
+    budget_wait_ms: std::sync::atomic::AtomicU64,
+}
+
+impl AccountCounters {
+    /// Returns `(429s, budget wait in ms)` since the previous call and resets both.
+    pub fn take(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.rate_limited.swap(0, Relaxed),
+            self.budget_wait_ms.swap(0, Relaxed),
+        )
+    }
+}
+
+impl apple::Observer for AccountCounters {
+    fn rate_limited(&self, _endpoint: &'static str, _retry_after: Option<std::time::Duration>) {
+        self.rate_limited
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn budget_wait(
+        &self,
+        _endpoint: &'static str,
+        _class: apple::RequestClass,
+        _priority: apple::Priority,
+        waited: std::time::Duration,
+    ) {
+        let ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+        self.budget_wait_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for Clients {
@@ -695,6 +735,7 @@ impl Clients {
             budget_config,
             clients: Mutex::new(HashMap::new()),
             budgets: std::sync::Mutex::new(HashMap::new()),
+            counters: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -705,6 +746,12 @@ impl Clients {
             .entry(id)
             .or_insert_with(|| Arc::new(apple::Budget::new(self.budget_config)))
             .clone()
+    }
+
+    /// The account's client counters (created on first use, kept across key rotations).
+    pub fn counters(&self, id: ApiAccountId) -> Arc<AccountCounters> {
+        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        counters.entry(id).or_default().clone()
     }
 
     /// A ready client for the account. `Revoked` for a revoked account; the key is
@@ -742,7 +789,9 @@ impl Clients {
         config.api_base_url.clone_from(&view.urls.api_base_url);
         config.token_url.clone_from(&view.urls.token_url);
         config.audience.clone_from(&view.urls.audience);
-        apple::Client::new(config, key, self.budget(view.id))
+        apple::Client::builder(config, key, self.budget(view.id))
+            .observer(self.counters(view.id))
+            .build()
             .map_err(|e| AccountError::Client(sanitize_error(&e.to_string())))
     }
 
@@ -755,6 +804,10 @@ impl Clients {
     async fn forget(&self, id: ApiAccountId) {
         self.invalidate(id).await;
         self.budgets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        self.counters
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);

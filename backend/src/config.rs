@@ -37,6 +37,7 @@ pub struct Config {
     pub demo: DemoConfig,
     pub oidc: OidcConfig,
     pub auth: AuthConfig,
+    pub mirror: MirrorConfig,
 }
 
 /// `[server]`: how Orchard listens.
@@ -384,6 +385,42 @@ impl OidcConfig {
     }
 }
 
+/// `[mirror]`: how often the device mirror syncs each API account.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MirrorConfig {
+    /// Seconds between the end of an account's successful sync and the next scheduled one.
+    /// Default 3600. A 1M-device organization takes about 1000 list calls per run.
+    /// Env: `ORCHARD_MIRROR__SYNC_INTERVAL_SECS`.
+    pub sync_interval_secs: u64,
+    /// Seconds after a failed attempt before the scheduler retries (resuming the run).
+    /// Default 300. Env: `ORCHARD_MIRROR__RETRY_SECS`.
+    pub retry_secs: u64,
+    /// Whether the scheduler runs at all; `false` leaves only "Sync now". Default `true`.
+    /// Env: `ORCHARD_MIRROR__SCHEDULE`.
+    pub schedule: bool,
+}
+
+impl Default for MirrorConfig {
+    fn default() -> Self {
+        Self {
+            sync_interval_secs: 60 * 60,
+            retry_secs: 5 * 60,
+            schedule: true,
+        }
+    }
+}
+
+impl MirrorConfig {
+    pub fn sync_interval(&self) -> Duration {
+        Duration::from_secs(self.sync_interval_secs)
+    }
+
+    pub fn retry(&self) -> Duration {
+        Duration::from_secs(self.retry_secs)
+    }
+}
+
 /// `[auth]`: sign-in, sessions and throttling.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -671,6 +708,8 @@ impl Config {
             ),
             ("auth.address_window_secs", auth.address_window_secs),
             ("auth.setup_token_ttl_secs", auth.setup_token_ttl_secs),
+            ("mirror.sync_interval_secs", self.mirror.sync_interval_secs),
+            ("mirror.retry_secs", self.mirror.retry_secs),
         ] {
             if value == 0 {
                 return Err(invalid(setting, "must be at least 1".to_owned()));

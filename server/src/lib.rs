@@ -26,6 +26,7 @@ use backend::accounts::Clients;
 use backend::identity::login::{Authenticator, LoginPolicy};
 use backend::identity::password::PasswordHasher;
 use backend::identity::sessions::{Clock, DbSessionStore, SessionTimeouts};
+use backend::mirror::sync::SyncEngine;
 use backend::oidc::ProviderCache;
 use backend::vault::Vault;
 use backend::{Config, Store};
@@ -35,6 +36,9 @@ use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 
 use crate::metrics::Metrics;
+
+/// How often the sync scheduler looks for due accounts (each look is a few small queries).
+const SCHEDULER_TICK: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Serves Orchard on `listener` until `shutdown` resolves, then lets in-flight requests
 /// finish (up to `server.shutdown_grace_secs`).
@@ -78,6 +82,13 @@ pub async fn serve_with_listener(
         .context("cannot create the first-run setup link")?;
     let state = app_state(config, store.clone(), vault, address)?;
     let housekeeping = spawn_housekeeping(&state);
+    let scheduler = state.config.mirror.schedule.then(|| {
+        tokio::spawn(state.sync.clone().schedule(
+            state.config.mirror.sync_interval(),
+            state.config.mirror.retry(),
+            SCHEDULER_TICK,
+        ))
+    });
     let router = build_app(state);
 
     tracing::info!(
@@ -105,6 +116,10 @@ pub async fn serve_with_listener(
         }
     }
     housekeeping.abort();
+    if let Some(scheduler) = scheduler {
+        // A sync in progress stops here; its checkpoint makes the next start resume it.
+        scheduler.abort();
+    }
     if let Some(demo) = demo {
         demo.shutdown().await;
     }
@@ -222,9 +237,11 @@ pub fn app_state(
     let oidc = ProviderCache::new(&config.oidc)
         .context("cannot build the HTTP client for single sign-on")?
         .map(Arc::new);
+    let clients = Clients::new(store.clone(), vault.clone());
     Ok(AppState {
         leptos_options: leptos_options(&config, address),
-        clients: Clients::new(store.clone(), vault.clone()),
+        sync: SyncEngine::new(store.clone(), clients.clone()),
+        clients,
         authenticator,
         timeouts: SessionTimeouts::from(&config.auth),
         oidc,

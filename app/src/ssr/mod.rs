@@ -25,6 +25,8 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     /// One `apple::Client` and request budget per Apple API account.
     pub clients: Arc<Clients>,
+    /// Keeps the device mirror in step with Apple; one per instance.
+    pub sync: Arc<backend::mirror::sync::SyncEngine>,
     /// Password and second-factor checks with throttling; one hashing pool per instance.
     pub authenticator: Authenticator,
     /// Idle and absolute session limits.

@@ -1,1 +1,773 @@
-//! The sync engine (issue 5, "Sync engine"): being written in its own change.
+//! The sync engine: copies an API account's devices and device management services into
+//! the mirror, within the account's request budget, resumable page by page.
+//!
+//! A run walks four phases, each checkpointed in `sync_runs` after every page:
+//!
+//! 1. `devices`: `GET /v1/orgDevices` 1000 at a time. Each page is compared with the stored
+//!    hashes; only new or changed devices are written. The page's serials are kept with the
+//!    run (`sync_run_pages`), in the same transaction as the cursor of the next page.
+//! 2. `service_list`: `GET /v1/mdmServers` (a handful of services), stored the same way.
+//! 3. `service_devices`: each service's device list (serials only, 1000 per call), so the
+//!    service of every device is known in `devices / 1000` calls instead of one per device.
+//! 4. `finishing`: from the stored pages, devices the run did not see are marked absent
+//!    (with the date) and each device gets the service whose list holds it; then the pages
+//!    are deleted and the run is marked succeeded.
+//!
+//! After a crash or restart the next run of the account picks up the unfinished one from its
+//! checkpoint: the cursor saved with the last stored page, so at most the page that was in
+//! flight is fetched again. Apple offers no change feed on these lists (SPEC §3.4: no filter,
+//! no sort), so every run reads every page; an unchanged organization costs reads and no writes.
+//!
+//! One sync per account at a time, across instances: a lease in SQLite, a session advisory
+//! lock on PostgreSQL ([`MirrorStore::acquire_sync_lease`]). Every Apple call runs at
+//! [`apple::Priority::Background`], so people's reads go first.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use apple::resources::{mdm_servers, org_devices};
+use apple::{Cursor, Priority};
+use futures::TryStreamExt as _;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::accounts::{AccountError, ApiAccountId, Clients, sanitize_error};
+use crate::mirror::{DeviceAttributes, ServiceAttributes};
+use crate::orgs::OrgId;
+use crate::store::mirror::{Checkpoint, DeviceChange};
+use crate::store::{Store, StoreError};
+
+/// Devices per `orgDevices` page (Apple's maximum).
+pub const PAGE_SIZE: u32 = 1000;
+/// How long a sync lease lasts without renewal (SQLite; renewed every quarter of it). A sync
+/// killed with its process blocks the account's next sync for at most this long.
+pub const LEASE_TTL: Duration = Duration::from_secs(120);
+/// Pages any one list may have (1M devices = 1000 pages); a guard against a looping server.
+const PAGE_CAP: u32 = 100_000;
+
+/// Identifies a sync run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub i64);
+
+/// Why a run started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncCause {
+    /// The account's schedule.
+    Schedule,
+    /// Someone pressed "Sync now".
+    Manual,
+    /// Resuming or catching up at server start.
+    Start,
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncPhase {
+    Devices,
+    ServiceList,
+    ServiceDevices,
+    Finishing,
+}
+
+/// How a run ended, or that it has not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    Succeeded,
+    /// Abandoned: a resume was impossible (e.g. Apple refused the saved cursor); the next
+    /// run starts over.
+    Failed,
+}
+
+macro_rules! wire_names {
+    ($ty:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $wire,)+ }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($wire => Some(Self::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+wire_names!(SyncCause { Schedule = "schedule", Manual = "manual", Start = "start" });
+wire_names!(SyncPhase {
+    Devices = "devices",
+    ServiceList = "service_list",
+    ServiceDevices = "service_devices",
+    Finishing = "finishing",
+});
+wire_names!(RunState { Running = "running", Succeeded = "succeeded", Failed = "failed" });
+
+/// A sync run as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncRun {
+    pub id: RunId,
+    pub org: OrgId,
+    pub account: ApiAccountId,
+    pub cause: SyncCause,
+    pub state: RunState,
+    pub phase: SyncPhase,
+    /// The next page of the current list (resume point).
+    pub cursor: Option<String>,
+    pub service_index: u32,
+    pub pages: u64,
+    /// Devices and service memberships read.
+    pub items: u64,
+    /// Device rows inserted or changed.
+    pub written: u64,
+    /// Devices newly marked absent.
+    pub released: u64,
+    pub rate_limited: u64,
+    pub budget_wait_ms: u64,
+    pub started_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+    /// The last error the run met (it may have resumed since).
+    pub error: Option<String>,
+}
+
+/// Why a sync did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("another sync of this account is running")]
+    Busy,
+    #[error("the sync lost its lease to another instance")]
+    LeaseLost,
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error("Apple: {0}")]
+    Apple(String),
+    /// Apple refused the cursor a resumed run continued from (e.g. it expired); the run is
+    /// abandoned and the next one starts over.
+    #[error("Apple refused the saved position of the interrupted sync: {0}")]
+    CursorRefused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SyncError {
+    fn apple(err: &apple::Error) -> Self {
+        Self::Apple(sanitize_error(&err.to_string()))
+    }
+
+    /// An error fetching a page; `resumed_first` when it was the first page fetched from a
+    /// saved cursor.
+    fn page(err: &apple::Error, resumed_first: bool) -> Self {
+        if resumed_first && err.status() == Some(400) {
+            Self::CursorRefused(sanitize_error(&err.to_string()))
+        } else {
+            Self::apple(err)
+        }
+    }
+}
+
+/// What a live run is doing, for the progress line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveProgress {
+    pub run: RunId,
+    pub phase: SyncPhase,
+    pub pages: u64,
+    pub items: u64,
+    pub written: u64,
+    /// Items per second since this process took the run up.
+    pub rate: f64,
+    /// Devices the previous successful run read: the best guess of the total.
+    pub expected_items: Option<u64>,
+    /// Seconds left at the current rate, when a total is known.
+    pub eta_seconds: Option<u64>,
+    /// The run is waiting for the account's request budget.
+    pub waiting_for_budget: bool,
+    pub rate_limited: u64,
+}
+
+/// Runs syncs and reports their progress. One per process, shared.
+pub struct SyncEngine {
+    store: Arc<dyn Store>,
+    clients: Arc<Clients>,
+    /// Identifies this process as a lease holder.
+    holder: String,
+    lease_ttl: Duration,
+    live: Mutex<HashMap<ApiAccountId, LiveProgress>>,
+    /// Accounts with a sync task in this process (started by [`SyncEngine::request`]).
+    tasks: Mutex<HashSet<ApiAccountId>>,
+}
+
+impl std::fmt::Debug for SyncEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncEngine")
+            .field("holder", &self.holder)
+            .finish_non_exhaustive()
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
+}
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl SyncEngine {
+    pub fn new(store: Arc<dyn Store>, clients: Arc<Clients>) -> Arc<Self> {
+        Self::with_lease_ttl(store, clients, LEASE_TTL)
+    }
+
+    /// An engine whose leases last `lease_ttl` (tests shorten it).
+    pub fn with_lease_ttl(
+        store: Arc<dyn Store>,
+        clients: Arc<Clients>,
+        lease_ttl: Duration,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            clients,
+            holder: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
+            lease_ttl,
+            live: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Starts a sync of the account in the background. `false` when this process already
+    /// runs one for it (another instance's run is refused later, by the lease).
+    pub fn request(self: &Arc<Self>, org: OrgId, account: ApiAccountId, cause: SyncCause) -> bool {
+        if !self.tasks_set().insert(account) {
+            return false;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            match engine.sync_account(org, account, cause).await {
+                Ok(run) => tracing::debug!(account = %account, run = run.id.0, "sync done"),
+                Err(SyncError::Busy) => {
+                    tracing::debug!(account = %account, "sync skipped: another instance runs it");
+                }
+                // Already logged and recorded on the run.
+                Err(_) => {}
+            }
+            engine.tasks_set().remove(&account);
+        });
+        true
+    }
+
+    /// Whether this process runs a sync of the account.
+    pub fn is_running(&self, account: ApiAccountId) -> bool {
+        self.tasks_set().contains(&account)
+    }
+
+    fn tasks_set(&self) -> std::sync::MutexGuard<'_, HashSet<ApiAccountId>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs forever: every `tick`, starts the syncs that are due. An account is due when it
+    /// has an unfinished run (resume it: after a restart, that is at once), or its last
+    /// successful run ended `interval` ago, or it never synced; a run that stopped on an
+    /// error is retried after `retry`.
+    pub async fn schedule(self: Arc<Self>, interval: Duration, retry: Duration, tick: Duration) {
+        loop {
+            if let Err(err) = self.start_due(interval, retry).await {
+                tracing::warn!(error = &err as &dyn std::error::Error, "sync scheduler");
+            }
+            tokio::time::sleep(tick).await;
+        }
+    }
+
+    /// One pass of the scheduler; returns the accounts it started.
+    pub async fn start_due(
+        self: &Arc<Self>,
+        interval: Duration,
+        retry: Duration,
+    ) -> Result<Vec<ApiAccountId>, SyncError> {
+        let now = now();
+        let mut started = Vec::new();
+        for org in self.store.list_organizations().await? {
+            let accounts = crate::accounts::list_accounts(self.store.as_ref(), org.id).await?;
+            for account in accounts.into_iter().filter(|a| a.revoked_at.is_none()) {
+                if self.is_running(account.id) {
+                    continue;
+                }
+                let runs = self.store.sync_runs(account.id, 1).await?;
+                let due = match runs.first() {
+                    None => true,
+                    Some(run) if run.state == RunState::Running => {
+                        run.error.is_none() || run.updated_at + secs(retry) <= now
+                    }
+                    Some(run) if run.state == RunState::Failed => {
+                        run.updated_at + secs(retry) <= now
+                    }
+                    Some(run) => run.finished_at.unwrap_or(0) + secs(interval) <= now,
+                };
+                let cause = match runs.first() {
+                    Some(run) if run.state == RunState::Running => SyncCause::Start,
+                    _ => SyncCause::Schedule,
+                };
+                if due && self.request(org.id, account.id, cause) {
+                    started.push(account.id);
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    /// The live progress of the account's run in this process, if one is running here.
+    pub fn progress(&self, account: ApiAccountId) -> Option<LiveProgress> {
+        self.live_map().get(&account).cloned()
+    }
+
+    fn live_map(&self) -> std::sync::MutexGuard<'_, HashMap<ApiAccountId, LiveProgress>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs (or resumes) a sync of the account to the end. `Busy` when another sync of the
+    /// account holds the lease, here or in another instance.
+    pub async fn sync_account(
+        self: &Arc<Self>,
+        org: OrgId,
+        account: ApiAccountId,
+        cause: SyncCause,
+    ) -> Result<SyncRun, SyncError> {
+        let lease = Lease::take(self.clone(), account).await?;
+        let result = self.run(org, account, cause, &lease).await;
+        self.live_map().remove(&account);
+        lease.release().await;
+        result
+    }
+
+    async fn run(
+        self: &Arc<Self>,
+        org: OrgId,
+        account: ApiAccountId,
+        cause: SyncCause,
+        lease: &Lease,
+    ) -> Result<SyncRun, SyncError> {
+        let run = match self.store.running_sync_run(account).await? {
+            Some(run) => run,
+            None => {
+                self.store
+                    .start_sync_run(org, account, cause, now())
+                    .await?
+            }
+        };
+        let expected_items = self
+            .store
+            .sync_runs(account, 10)
+            .await?
+            .into_iter()
+            .find(|r| r.state == RunState::Succeeded)
+            .map(|r| r.items);
+        let mut walk = Walk {
+            engine: self,
+            org,
+            account,
+            client: self.clients.for_account(account).await?,
+            counters: self.clients.counters(account),
+            run: run.id,
+            started: Instant::now(),
+            items_at_start: run.items,
+            progress: LiveProgress {
+                run: run.id,
+                phase: run.phase,
+                pages: run.pages,
+                items: run.items,
+                written: run.written,
+                rate: 0.0,
+                expected_items,
+                eta_seconds: None,
+                waiting_for_budget: false,
+                rate_limited: run.rate_limited,
+            },
+            lease,
+        };
+        walk.counters.take();
+        walk.publish();
+        let outcome = walk.phases(run).await;
+        match outcome {
+            Ok(()) => Ok(self.store.sync_run(walk.run).await?),
+            Err(err) => {
+                let message = err.to_string();
+                tracing::warn!(account = %account, run = walk.run.0, error = %message, "sync stopped");
+                // Keep the run resumable unless resuming is impossible.
+                let recorded = if matches!(err, SyncError::CursorRefused(_)) {
+                    self.store.fail_sync_run(walk.run, &message, now()).await
+                } else {
+                    self.store
+                        .record_sync_error(walk.run, &message, now())
+                        .await
+                };
+                if let Err(store_err) = recorded {
+                    tracing::warn!(
+                        error = &store_err as &dyn std::error::Error,
+                        "cannot record the sync error"
+                    );
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+/// The state of one run being walked by this process.
+struct Walk<'a> {
+    engine: &'a Arc<SyncEngine>,
+    org: OrgId,
+    account: ApiAccountId,
+    client: apple::Client,
+    counters: Arc<crate::accounts::AccountCounters>,
+    run: RunId,
+    started: Instant,
+    items_at_start: u64,
+    progress: LiveProgress,
+    lease: &'a Lease,
+}
+
+impl Walk<'_> {
+    fn store(&self) -> &dyn Store {
+        self.engine.store.as_ref()
+    }
+
+    fn checkpoint(
+        &mut self,
+        phase: SyncPhase,
+        cursor: Option<String>,
+        service_index: u32,
+    ) -> Result<Checkpoint, SyncError> {
+        if self.lease.lost() {
+            return Err(SyncError::LeaseLost);
+        }
+        let (rate_limited, budget_wait_ms) = self.counters.take();
+        self.progress.rate_limited += rate_limited;
+        Ok(Checkpoint {
+            run: self.run,
+            phase,
+            cursor,
+            service_index,
+            rate_limited,
+            budget_wait_ms,
+            now: now(),
+        })
+    }
+
+    /// Updates the live progress after a stored page.
+    fn advance(&mut self, phase: SyncPhase, items: u64, written: u64) {
+        let p = &mut self.progress;
+        p.phase = phase;
+        p.pages += 1;
+        p.items += items;
+        p.written += written;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        if elapsed > 0.0 {
+            p.rate = (p.items - self.items_at_start) as f64 / elapsed;
+        }
+        p.eta_seconds = match (p.expected_items, p.rate > 0.0) {
+            (Some(total), true) if phase == SyncPhase::Devices => {
+                Some((total.saturating_sub(p.items) as f64 / p.rate) as u64)
+            }
+            _ => None,
+        };
+        p.waiting_for_budget = false;
+        self.publish();
+    }
+
+    fn publish(&self) {
+        self.engine
+            .live_map()
+            .insert(self.account, self.progress.clone());
+    }
+
+    /// Marks the progress as waiting when the budget, not Apple, is what holds the run.
+    fn note_budget(&mut self) {
+        let status = self.client.budget().status();
+        let waiting = status.reads_waiting_background > 0 || status.held_for.is_some();
+        if waiting != self.progress.waiting_for_budget {
+            self.progress.waiting_for_budget = waiting;
+            self.publish();
+        }
+    }
+
+    async fn phases(&mut self, run: SyncRun) -> Result<(), SyncError> {
+        let mut phase = run.phase;
+        let mut cursor = run.cursor;
+        let mut service_index = run.service_index;
+        loop {
+            match phase {
+                SyncPhase::Devices => {
+                    self.devices(cursor.take()).await?;
+                    phase = SyncPhase::ServiceList;
+                }
+                SyncPhase::ServiceList => {
+                    self.service_list().await?;
+                    phase = SyncPhase::ServiceDevices;
+                    service_index = 0;
+                }
+                SyncPhase::ServiceDevices => {
+                    self.service_devices(service_index, cursor.take()).await?;
+                    phase = SyncPhase::Finishing;
+                }
+                SyncPhase::Finishing => return self.finish().await,
+            }
+        }
+    }
+
+    async fn devices(&mut self, cursor: Option<String>) -> Result<(), SyncError> {
+        let mut request = org_devices::list()
+            .limit(PAGE_SIZE)
+            .priority(Priority::Background)
+            .page_cap(PAGE_CAP);
+        let mut resumed_first = cursor.is_some();
+        if let Some(cursor) = cursor {
+            request = request.cursor(Cursor::new(cursor));
+        }
+        let mut pages = std::pin::pin!(request.pages(&self.client));
+        loop {
+            self.note_budget();
+            let page = pages
+                .try_next()
+                .await
+                .map_err(|e| SyncError::page(&e, resumed_first))?;
+            resumed_first = false;
+            let Some(page) = page else {
+                return Ok(());
+            };
+            let devices: Vec<DeviceAttributes> = page
+                .items
+                .iter()
+                .map(DeviceAttributes::from_apple)
+                .collect();
+            let serials: Vec<&str> = devices.iter().map(|d| d.serial.as_str()).collect();
+            let stored: HashMap<String, _> = self
+                .store()
+                .device_hashes(self.org, &serials)
+                .await?
+                .into_iter()
+                .collect();
+            let changed: Vec<DeviceAttributes> = devices
+                .iter()
+                .filter(|d| {
+                    stored
+                        .get(&d.serial)
+                        .is_none_or(|s| s.absent || s.content_hash != d.content_hash())
+                })
+                .cloned()
+                .collect();
+            let next = page.next_cursor.as_ref().map(|c| c.as_str().to_owned());
+            let phase = if next.is_some() {
+                SyncPhase::Devices
+            } else {
+                SyncPhase::ServiceList
+            };
+            let checkpoint = self.checkpoint(phase, next, 0)?;
+            self.store()
+                .store_device_page(self.org, self.account, &checkpoint, &serials, &changed)
+                .await?;
+            self.advance(
+                SyncPhase::Devices,
+                serials.len() as u64,
+                changed.len() as u64,
+            );
+        }
+    }
+
+    async fn service_list(&mut self) -> Result<(), SyncError> {
+        self.note_budget();
+        let servers = mdm_servers::list()
+            .limit(PAGE_SIZE)
+            .priority(Priority::Background)
+            .page_cap(PAGE_CAP)
+            .collect_all(&self.client, usize::MAX)
+            .await
+            .map_err(|e| SyncError::apple(&e))?;
+        let services: Vec<ServiceAttributes> =
+            servers.iter().map(ServiceAttributes::from_apple).collect();
+        let checkpoint = self.checkpoint(SyncPhase::ServiceDevices, None, 0)?;
+        self.store()
+            .store_services(self.org, self.account, &checkpoint, &services)
+            .await?;
+        self.advance(SyncPhase::ServiceList, 0, 0);
+        Ok(())
+    }
+
+    async fn service_devices(
+        &mut self,
+        from: u32,
+        cursor: Option<String>,
+    ) -> Result<(), SyncError> {
+        let ids = self
+            .store()
+            .present_service_ids(self.org, self.account)
+            .await?;
+        let mut cursor = cursor;
+        for (index, id) in ids.iter().enumerate().skip(from as usize) {
+            let index = index as u32;
+            let mut request = mdm_servers::device_ids(&apple::MdmServerId::new(id.as_str()))
+                .limit(PAGE_SIZE)
+                .priority(Priority::Background)
+                .page_cap(PAGE_CAP);
+            let mut resumed_first = cursor.is_some();
+            if let Some(cursor) = cursor.take() {
+                request = request.cursor(Cursor::new(cursor));
+            }
+            let mut pages = std::pin::pin!(request.pages(&self.client));
+            loop {
+                self.note_budget();
+                let page = pages
+                    .try_next()
+                    .await
+                    .map_err(|e| SyncError::page(&e, resumed_first))?;
+                resumed_first = false;
+                let Some(page) = page else {
+                    break;
+                };
+                let serials: Vec<&str> = page.items.iter().map(|d| d.id.as_str()).collect();
+                let next = page.next_cursor.as_ref().map(|c| c.as_str().to_owned());
+                let (phase, at) = match (&next, index + 1 == ids.len() as u32) {
+                    (Some(_), _) => (SyncPhase::ServiceDevices, index),
+                    (None, false) => (SyncPhase::ServiceDevices, index + 1),
+                    (None, true) => (SyncPhase::Finishing, index + 1),
+                };
+                let checkpoint = self.checkpoint(phase, next, at)?;
+                self.store()
+                    .store_service_page(&checkpoint, id, &serials)
+                    .await?;
+                self.advance(SyncPhase::ServiceDevices, serials.len() as u64, 0);
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<(), SyncError> {
+        self.progress.phase = SyncPhase::Finishing;
+        self.publish();
+        let pages = self.store().sync_run_pages(self.run).await?;
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut service_of: HashMap<&str, &str> = HashMap::new();
+        for (service, serials) in &pages {
+            let serials = serials.split('\n').filter(|s| !s.is_empty());
+            match service {
+                None => seen.extend(serials),
+                Some(service) => {
+                    for serial in serials {
+                        service_of.insert(serial, service.as_str());
+                    }
+                }
+            }
+        }
+        let now = now();
+        let mut released = 0;
+        let mut changes = Vec::new();
+        for device in self.store().account_devices(self.org, self.account).await? {
+            if seen.contains(device.serial.as_str()) {
+                let service = service_of.get(device.serial.as_str()).copied();
+                if device.service_id.as_deref() != service {
+                    changes.push(DeviceChange {
+                        serial: device.serial,
+                        absent_since: None,
+                        service_id: service.map(str::to_owned),
+                    });
+                }
+            } else if !device.absent {
+                released += 1;
+                changes.push(DeviceChange {
+                    absent_since: Some(now),
+                    service_id: device.service_id.clone(),
+                    serial: device.serial,
+                });
+            }
+        }
+        if self.lease.lost() {
+            return Err(SyncError::LeaseLost);
+        }
+        self.store()
+            .finish_sync_run(self.org, self.run, &changes, released, now)
+            .await?;
+        tracing::info!(
+            account = %self.account,
+            run = self.run.0,
+            items = self.progress.items,
+            written = self.progress.written,
+            released,
+            reassigned = changes.len() as u64 - released,
+            "sync finished"
+        );
+        Ok(())
+    }
+}
+
+/// The account's sync lease, renewed in the background while held.
+struct Lease {
+    engine: Arc<SyncEngine>,
+    account: ApiAccountId,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl Lease {
+    async fn take(engine: Arc<SyncEngine>, account: ApiAccountId) -> Result<Self, SyncError> {
+        let ttl = secs(engine.lease_ttl).max(1);
+        let at = now();
+        if !engine
+            .store
+            .acquire_sync_lease(account, &engine.holder, at, at + ttl)
+            .await?
+        {
+            return Err(SyncError::Busy);
+        }
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let renewal = tokio::spawn({
+            let engine = engine.clone();
+            let lost = lost.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(engine.lease_ttl / 4).await;
+                    let at = now();
+                    let renewed = engine
+                        .store
+                        .acquire_sync_lease(account, &engine.holder, at, at + ttl)
+                        .await;
+                    if !matches!(renewed, Ok(true)) {
+                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            engine,
+            account,
+            lost,
+            renewal,
+        })
+    }
+
+    fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn release(self) {
+        if let Err(err) = self
+            .engine
+            .store
+            .release_sync_lease(self.account, &self.engine.holder)
+            .await
+        {
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "cannot release the sync lease"
+            );
+        }
+    }
+}
+
+impl Drop for Lease {
+    /// A sync dropped mid-run (its task aborted) stops renewing; the lease then expires.
+    fn drop(&mut self) {
+        self.renewal.abort();
+    }
+}

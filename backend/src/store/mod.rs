@@ -11,12 +11,15 @@
 
 pub mod accounts;
 pub mod identity;
+pub mod mirror;
 mod postgres;
 mod postgres_accounts;
 mod postgres_identity;
+mod postgres_mirror;
 mod sqlite;
 mod sqlite_accounts;
 mod sqlite_identity;
+mod sqlite_mirror;
 
 use std::sync::Arc;
 
@@ -27,6 +30,7 @@ use crate::orgs::{NewOrganization, OrgId, Organization};
 
 pub use accounts::{AccountStore, MAX_ACCOUNTS_CONSTRAINT};
 pub use identity::IdentityStore;
+pub use mirror::MirrorStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -104,7 +108,7 @@ impl StoreError {
 /// Everything Orchard keeps in its database. Implementations must behave identically;
 /// the storage tests in `backend/tests/store.rs` run against both.
 #[async_trait]
-pub trait Store: AccountStore + IdentityStore + Send + Sync + 'static {
+pub trait Store: AccountStore + IdentityStore + MirrorStore + Send + Sync + 'static {
     /// Which database this is.
     fn kind(&self) -> DatabaseKind;
 

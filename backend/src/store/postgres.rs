@@ -16,6 +16,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 pub struct PostgresStore {
     pub(super) pool: PgPool,
+    /// Connections holding a sync's advisory lock, by account (see `postgres_mirror.rs`).
+    pub(super) sync_locks: tokio::sync::Mutex<
+        std::collections::HashMap<
+            crate::accounts::ApiAccountId,
+            sqlx::pool::PoolConnection<sqlx::Postgres>,
+        >,
+    >,
 }
 
 impl PostgresStore {
@@ -29,7 +36,10 @@ impl PostgresStore {
             .await
             .map_err(StoreError::Database)?;
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            sync_locks: Default::default(),
+        })
     }
 }
 
@@ -73,6 +83,10 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
+        // Held sync locks end with their sessions; the pool would otherwise wait for them.
+        for (_, conn) in self.sync_locks.lock().await.drain() {
+            drop(conn.detach());
+        }
         self.pool.close().await;
     }
 

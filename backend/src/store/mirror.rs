@@ -1,0 +1,160 @@
+//! Storage of the device mirror's writes: sync runs, their checkpoints, and the pages they
+//! store. Reads for pages and search live in [`super::search`].
+//!
+//! Every method that stores a page also advances the run's checkpoint in the same
+//! transaction: after a crash, the stored cursor is exactly the page after the last one
+//! written, so a resumed run fetches at most the one page that was in flight.
+
+use async_trait::async_trait;
+
+use super::Result;
+use crate::accounts::ApiAccountId;
+use crate::mirror::sync::{RunId, SyncCause, SyncPhase, SyncRun};
+use crate::mirror::{DeviceAttributes, ServiceAttributes};
+use crate::orgs::OrgId;
+
+/// Where a run continues after the page being stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub run: RunId,
+    pub phase: SyncPhase,
+    /// Cursor of the next page of the current list; `None` when the list is done.
+    pub cursor: Option<String>,
+    /// Services phase: index of the service whose device list is being read.
+    pub service_index: u32,
+    /// 429s and time waiting for the budget since the previous checkpoint.
+    pub rate_limited: u64,
+    pub budget_wait_ms: u64,
+    pub now: i64,
+}
+
+/// One stored device's change marker: its attribute hash and whether it is marked absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredHash {
+    pub content_hash: i64,
+    pub absent: bool,
+}
+
+/// A device the end of a run changes: newly absent, back, or in another service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceChange {
+    pub serial: String,
+    /// `Some(t)`: mark absent since `t`; `None`: keep as is.
+    pub absent_since: Option<i64>,
+    /// New service (`None` = no service).
+    pub service_id: Option<String>,
+}
+
+/// What the end of a run reads: one device as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentDevice {
+    pub serial: String,
+    pub service_id: Option<String>,
+    pub absent: bool,
+}
+
+#[async_trait]
+pub trait MirrorStore: Send + Sync {
+    /// Starts a run in phase `devices`. `Conflict` when the account has a running one.
+    async fn start_sync_run(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+        cause: SyncCause,
+        now: i64,
+    ) -> Result<SyncRun>;
+
+    /// The account's unfinished run, to resume.
+    async fn running_sync_run(&self, account: ApiAccountId) -> Result<Option<SyncRun>>;
+
+    /// One run by id.
+    async fn sync_run(&self, run: RunId) -> Result<SyncRun>;
+
+    /// The account's latest runs, newest first.
+    async fn sync_runs(&self, account: ApiAccountId, limit: u32) -> Result<Vec<SyncRun>>;
+
+    /// Stored hashes of the given serials (absent from the result: not stored yet).
+    async fn device_hashes(
+        &self,
+        org: OrgId,
+        serials: &[&str],
+    ) -> Result<Vec<(String, StoredHash)>>;
+
+    /// In one transaction: inserts or updates `changed` (new or different devices; clears
+    /// their absence), records the page's serials, and advances the checkpoint (pages + 1,
+    /// items + `page_serials.len()`, written + `changed.len()`).
+    async fn store_device_page(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+        checkpoint: &Checkpoint,
+        page_serials: &[&str],
+        changed: &[DeviceAttributes],
+    ) -> Result<()>;
+
+    /// In one transaction: inserts or updates the services whose hash differs, marks the
+    /// account's services missing from `services` absent (and clears the absence of those
+    /// present), and advances the checkpoint.
+    async fn store_services(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+        checkpoint: &Checkpoint,
+        services: &[ServiceAttributes],
+    ) -> Result<()>;
+
+    /// The services of the account that are not absent, by id: the order the services phase
+    /// walks them in (stable across a restart).
+    async fn present_service_ids(&self, org: OrgId, account: ApiAccountId) -> Result<Vec<String>>;
+
+    /// In one transaction: records one page of a service's device list and advances the
+    /// checkpoint (pages + 1).
+    async fn store_service_page(
+        &self,
+        checkpoint: &Checkpoint,
+        service_id: &str,
+        serials: &[&str],
+    ) -> Result<()>;
+
+    /// The serials stored by the run: `(service id or None for orgDevices pages, serials
+    /// separated by newlines)`, in page order.
+    async fn sync_run_pages(&self, run: RunId) -> Result<Vec<(Option<String>, String)>>;
+
+    /// Every device of the organization that the account last returned, with its service.
+    async fn account_devices(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+    ) -> Result<Vec<PresentDevice>>;
+
+    /// In one transaction: applies the end-of-run changes, deletes the run's pages, and marks
+    /// the run succeeded with `released` newly absent devices.
+    async fn finish_sync_run(
+        &self,
+        org: OrgId,
+        run: RunId,
+        changes: &[DeviceChange],
+        released: u64,
+        now: i64,
+    ) -> Result<()>;
+
+    /// Records the error a run stopped on; the run stays `running`, to be resumed.
+    async fn record_sync_error(&self, run: RunId, error: &str, now: i64) -> Result<()>;
+
+    /// Abandons a run that cannot be resumed: marks it failed with `error` and deletes its
+    /// pages; the account's next run starts over.
+    async fn fail_sync_run(&self, run: RunId, error: &str, now: i64) -> Result<()>;
+
+    /// Takes the account's sync lease for `holder` until `expires_at`, if it is free, expired,
+    /// or already `holder`'s. Returns whether `holder` now holds it.
+    async fn acquire_sync_lease(
+        &self,
+        account: ApiAccountId,
+        holder: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool>;
+
+    /// Gives the lease back (only if `holder` holds it).
+    async fn release_sync_lease(&self, account: ApiAccountId, holder: &str) -> Result<()>;
+}

@@ -1,0 +1,533 @@
+//! PostgreSQL implementation of [`MirrorStore`]. Lists of serials travel as one `text[]`
+//! parameter (`= ANY($n)`). Each page is one transaction: rows, page serials and checkpoint
+//! together. One sync per account across instances is a session advisory lock, held on a
+//! connection kept aside for the run: if the process dies, the session ends and PostgreSQL
+//! frees the lock at once.
+
+use async_trait::async_trait;
+use sqlx::{FromRow, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::mirror::{Checkpoint, DeviceChange, MirrorStore, PresentDevice, StoredHash};
+use super::{PostgresStore, Result, StoreError};
+use crate::accounts::ApiAccountId;
+use crate::mirror::sync::{RunId, RunState, SyncCause, SyncPhase, SyncRun};
+use crate::mirror::{DeviceAttributes, ServiceAttributes};
+use crate::orgs::OrgId;
+
+use super::sqlite_mirror::RUN_COLUMNS;
+
+#[derive(FromRow)]
+struct RunRow {
+    id: i64,
+    org_id: Uuid,
+    account_id: Uuid,
+    cause: String,
+    state: String,
+    phase: String,
+    cursor: Option<String>,
+    service_index: i64,
+    pages: i64,
+    items: i64,
+    written: i64,
+    released: i64,
+    rate_limited: i64,
+    budget_wait_ms: i64,
+    started_at: i64,
+    updated_at: i64,
+    finished_at: Option<i64>,
+    error: Option<String>,
+}
+
+fn corrupt(field: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("sync_runs.{field}: {e}"))
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl TryFrom<RunRow> for SyncRun {
+    type Error = StoreError;
+
+    fn try_from(row: RunRow) -> Result<Self> {
+        Ok(Self {
+            id: RunId(row.id),
+            org: OrgId(row.org_id),
+            account: ApiAccountId(row.account_id),
+            cause: SyncCause::parse(&row.cause).ok_or_else(|| corrupt("cause", &row.cause))?,
+            state: RunState::parse(&row.state).ok_or_else(|| corrupt("state", &row.state))?,
+            phase: SyncPhase::parse(&row.phase).ok_or_else(|| corrupt("phase", &row.phase))?,
+            cursor: row.cursor,
+            service_index: u32::try_from(row.service_index).unwrap_or(0),
+            pages: count(row.pages),
+            items: count(row.items),
+            written: count(row.written),
+            released: count(row.released),
+            rate_limited: count(row.rate_limited),
+            budget_wait_ms: count(row.budget_wait_ms),
+            started_at: row.started_at,
+            updated_at: row.updated_at,
+            finished_at: row.finished_at,
+            error: row.error,
+        })
+    }
+}
+
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Advances a run's checkpoint inside the page's transaction.
+async fn advance(
+    tx: &mut Transaction<'_, Postgres>,
+    checkpoint: &Checkpoint,
+    items: usize,
+    written: usize,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE sync_runs SET phase = $1, cursor = $2, service_index = $3, pages = pages + 1, \
+         items = items + $4, written = written + $5, rate_limited = rate_limited + $6, \
+         budget_wait_ms = budget_wait_ms + $7, updated_at = $8, error = NULL \
+         WHERE id = $9 AND state = 'running'",
+    )
+    .bind(checkpoint.phase.as_str())
+    .bind(&checkpoint.cursor)
+    .bind(i64::from(checkpoint.service_index))
+    .bind(items as i64)
+    .bind(written as i64)
+    .bind(signed(checkpoint.rate_limited))
+    .bind(signed(checkpoint.budget_wait_ms))
+    .bind(checkpoint.now)
+    .bind(checkpoint.run.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::Database)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            entity: "running sync run",
+        });
+    }
+    Ok(())
+}
+
+async fn add_page(
+    tx: &mut Transaction<'_, Postgres>,
+    run: RunId,
+    service: Option<&str>,
+    serials: &[&str],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sync_run_pages (run_id, seq, service_id, serials) VALUES \
+         ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM sync_run_pages WHERE run_id = $2), $3, $4)",
+    )
+    .bind(run.0)
+    .bind(run.0)
+    .bind(service)
+    .bind(serials.join("\n"))
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::Database)?;
+    Ok(())
+}
+
+#[async_trait]
+impl MirrorStore for PostgresStore {
+    async fn start_sync_run(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+        cause: SyncCause,
+        now: i64,
+    ) -> Result<SyncRun> {
+        let row: RunRow = sqlx::query_as(&format!(
+            "INSERT INTO sync_runs (org_id, account_id, cause, state, phase, started_at, updated_at) \
+             VALUES ($1, $2, $3, 'running', 'devices', $4, $5) RETURNING {RUN_COLUMNS}"
+        ))
+        .bind(org.0)
+        .bind(account.0)
+        .bind(cause.as_str())
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx("sync run", e))?;
+        row.try_into()
+    }
+
+    async fn running_sync_run(&self, account: ApiAccountId) -> Result<Option<SyncRun>> {
+        let row: Option<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs WHERE account_id = $1 AND state = 'running'"
+        ))
+        .bind(account.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn sync_run(&self, run: RunId) -> Result<SyncRun> {
+        let row: RunRow = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = $1"
+        ))
+        .bind(run.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx("sync run", e))?;
+        row.try_into()
+    }
+
+    async fn sync_runs(&self, account: ApiAccountId, limit: u32) -> Result<Vec<SyncRun>> {
+        let rows: Vec<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs WHERE account_id = $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(account.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn device_hashes(
+        &self,
+        org: OrgId,
+        serials: &[&str],
+    ) -> Result<Vec<(String, StoredHash)>> {
+        let rows: Vec<(String, i64, bool)> = sqlx::query_as(
+            "SELECT serial, content_hash, absent_since IS NOT NULL FROM mirror_devices \
+             WHERE org_id = $1 AND serial = ANY($2)",
+        )
+        .bind(org.0)
+        .bind(serials)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(rows
+            .into_iter()
+            .map(|(serial, content_hash, absent)| {
+                (
+                    serial,
+                    StoredHash {
+                        content_hash,
+                        absent,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn store_device_page(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+        checkpoint: &Checkpoint,
+        page_serials: &[&str],
+        changed: &[DeviceAttributes],
+    ) -> Result<()> {
+        let org = org.0;
+        let account = account.0;
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
+        for d in changed {
+            sqlx::query(
+                "INSERT INTO mirror_devices (org_id, serial, account_id, model, product_family, \
+                 product_type, capacity, part_number, order_number, color, status, \
+                 purchase_source_id, purchase_source_type, imei, meid, eid, wifi_mac, \
+                 bluetooth_mac, ethernet_mac, migration_capable, migration_status, added_at, \
+                 ordered_at, apple_updated_at, migration_deadline, content_hash, first_seen_at, \
+                 changed_at, absent_since) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, NULL) \
+                 ON CONFLICT (org_id, serial) DO UPDATE SET account_id = excluded.account_id, \
+                 model = excluded.model, product_family = excluded.product_family, \
+                 product_type = excluded.product_type, capacity = excluded.capacity, \
+                 part_number = excluded.part_number, order_number = excluded.order_number, \
+                 color = excluded.color, status = excluded.status, \
+                 purchase_source_id = excluded.purchase_source_id, \
+                 purchase_source_type = excluded.purchase_source_type, imei = excluded.imei, \
+                 meid = excluded.meid, eid = excluded.eid, wifi_mac = excluded.wifi_mac, \
+                 bluetooth_mac = excluded.bluetooth_mac, ethernet_mac = excluded.ethernet_mac, \
+                 migration_capable = excluded.migration_capable, \
+                 migration_status = excluded.migration_status, added_at = excluded.added_at, \
+                 ordered_at = excluded.ordered_at, apple_updated_at = excluded.apple_updated_at, \
+                 migration_deadline = excluded.migration_deadline, \
+                 content_hash = excluded.content_hash, changed_at = excluded.changed_at, \
+                 absent_since = NULL",
+            )
+            .bind(&org)
+            .bind(&d.serial)
+            .bind(&account)
+            .bind(&d.model)
+            .bind(&d.product_family)
+            .bind(&d.product_type)
+            .bind(&d.capacity)
+            .bind(&d.part_number)
+            .bind(&d.order_number)
+            .bind(&d.color)
+            .bind(&d.status)
+            .bind(&d.purchase_source_id)
+            .bind(&d.purchase_source_type)
+            .bind(&d.imei)
+            .bind(&d.meid)
+            .bind(&d.eid)
+            .bind(&d.wifi_mac)
+            .bind(&d.bluetooth_mac)
+            .bind(&d.ethernet_mac)
+            .bind(d.migration_capable)
+            .bind(&d.migration_status)
+            .bind(d.added_at)
+            .bind(d.ordered_at)
+            .bind(d.apple_updated_at)
+            .bind(d.migration_deadline)
+            .bind(d.content_hash())
+            .bind(checkpoint.now)
+            .bind(checkpoint.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        }
+        add_page(&mut tx, checkpoint.run, None, page_serials).await?;
+        advance(&mut tx, checkpoint, page_serials.len(), changed.len()).await?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn store_services(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+        checkpoint: &Checkpoint,
+        services: &[ServiceAttributes],
+    ) -> Result<()> {
+        let org = org.0;
+        let account = account.0;
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
+        for s in services {
+            sqlx::query(
+                "INSERT INTO mirror_services (org_id, id, account_id, name, server_type, \
+                 default_families, created_at, updated_at, content_hash, absent_since) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL) \
+                 ON CONFLICT (org_id, id) DO UPDATE SET account_id = excluded.account_id, \
+                 name = excluded.name, server_type = excluded.server_type, \
+                 default_families = excluded.default_families, created_at = excluded.created_at, \
+                 updated_at = excluded.updated_at, content_hash = excluded.content_hash, \
+                 absent_since = NULL \
+                 WHERE mirror_services.content_hash <> excluded.content_hash \
+                    OR mirror_services.absent_since IS NOT NULL \
+                    OR mirror_services.account_id <> excluded.account_id",
+            )
+            .bind(&org)
+            .bind(&s.id)
+            .bind(&account)
+            .bind(&s.name)
+            .bind(&s.server_type)
+            .bind(&s.default_families)
+            .bind(s.created_at)
+            .bind(s.updated_at)
+            .bind(s.content_hash())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        }
+        let ids: Vec<&str> = services.iter().map(|s| s.id.as_str()).collect();
+        sqlx::query(
+            "UPDATE mirror_services SET absent_since = $1 WHERE org_id = $2 AND account_id = $3 \
+             AND absent_since IS NULL AND NOT (id = ANY($4))",
+        )
+        .bind(checkpoint.now)
+        .bind(&org)
+        .bind(&account)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?;
+        advance(&mut tx, checkpoint, 0, 0).await?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn present_service_ids(&self, org: OrgId, account: ApiAccountId) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT id FROM mirror_services WHERE org_id = $1 AND account_id = $2 \
+             AND absent_since IS NULL ORDER BY id",
+        )
+        .bind(org.0)
+        .bind(account.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)
+    }
+
+    async fn store_service_page(
+        &self,
+        checkpoint: &Checkpoint,
+        service_id: &str,
+        serials: &[&str],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
+        add_page(&mut tx, checkpoint.run, Some(service_id), serials).await?;
+        advance(&mut tx, checkpoint, serials.len(), 0).await?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn sync_run_pages(&self, run: RunId) -> Result<Vec<(Option<String>, String)>> {
+        sqlx::query_as(
+            "SELECT service_id, serials FROM sync_run_pages WHERE run_id = $1 ORDER BY seq",
+        )
+        .bind(run.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)
+    }
+
+    async fn account_devices(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+    ) -> Result<Vec<PresentDevice>> {
+        let rows: Vec<(String, Option<String>, bool)> = sqlx::query_as(
+            "SELECT serial, service_id, absent_since IS NOT NULL FROM mirror_devices \
+             WHERE org_id = $1 AND account_id = $2",
+        )
+        .bind(org.0)
+        .bind(account.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(rows
+            .into_iter()
+            .map(|(serial, service_id, absent)| PresentDevice {
+                serial,
+                service_id,
+                absent,
+            })
+            .collect())
+    }
+
+    async fn finish_sync_run(
+        &self,
+        org: OrgId,
+        run: RunId,
+        changes: &[DeviceChange],
+        released: u64,
+        now: i64,
+    ) -> Result<()> {
+        let org = org.0;
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
+        for change in changes {
+            sqlx::query(
+                "UPDATE mirror_devices SET absent_since = COALESCE($1, absent_since), \
+                 service_id = $2 WHERE org_id = $3 AND serial = $4",
+            )
+            .bind(change.absent_since)
+            .bind(&change.service_id)
+            .bind(&org)
+            .bind(&change.serial)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        }
+        sqlx::query("DELETE FROM sync_run_pages WHERE run_id = $1")
+            .bind(run.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        let done = sqlx::query(
+            "UPDATE sync_runs SET state = 'succeeded', phase = 'finishing', cursor = NULL, \
+             released = $1, updated_at = $2, finished_at = $3, error = NULL \
+             WHERE id = $4 AND state = 'running'",
+        )
+        .bind(signed(released))
+        .bind(now)
+        .bind(now)
+        .bind(run.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                entity: "running sync run",
+            });
+        }
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn record_sync_error(&self, run: RunId, error: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE sync_runs SET error = $1, updated_at = $2 WHERE id = $3")
+            .bind(error)
+            .bind(now)
+            .bind(run.0)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(())
+    }
+
+    async fn fail_sync_run(&self, run: RunId, error: &str, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
+        sqlx::query("DELETE FROM sync_run_pages WHERE run_id = $1")
+            .bind(run.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        sqlx::query(
+            "UPDATE sync_runs SET state = 'failed', error = $1, updated_at = $2, finished_at = $3 \
+             WHERE id = $4",
+        )
+        .bind(error)
+        .bind(now)
+        .bind(now)
+        .bind(run.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn acquire_sync_lease(
+        &self,
+        account: ApiAccountId,
+        _holder: &str,
+        _now: i64,
+        _expires_at: i64,
+    ) -> Result<bool> {
+        // The lock belongs to the session: this process holds it while the connection is
+        // kept in `sync_locks`; renewing is a no-op, expiry is the session's end.
+        let mut locks = self.sync_locks.lock().await;
+        if locks.contains_key(&account) {
+            return Ok(true);
+        }
+        let mut conn = self.pool.acquire().await.map_err(StoreError::Database)?;
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(advisory_key(account))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(StoreError::Database)?;
+        if taken {
+            locks.insert(account, conn);
+        }
+        Ok(taken)
+    }
+
+    async fn release_sync_lease(&self, account: ApiAccountId, _holder: &str) -> Result<()> {
+        let Some(mut conn) = self.sync_locks.lock().await.remove(&account) else {
+            return Ok(());
+        };
+        let unlocked = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
+            .bind(advisory_key(account))
+            .fetch_one(&mut *conn)
+            .await;
+        if unlocked.is_err() {
+            // Closing the session frees the lock for sure.
+            conn.detach();
+        }
+        Ok(())
+    }
+}
+
+/// The advisory-lock key of an account's sync: its id's first 8 bytes, under a namespace
+/// so Orchard's other advisory locks (if any) cannot collide by accident.
+fn advisory_key(account: ApiAccountId) -> i64 {
+    const NAMESPACE: i64 = 0x4f52_4348; // "ORCH"
+    let bytes = account.0.as_bytes();
+    let mut high = [0u8; 8];
+    high.copy_from_slice(&bytes[..8]);
+    i64::from_be_bytes(high) ^ NAMESPACE
+}

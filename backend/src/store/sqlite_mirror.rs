@@ -1,0 +1,537 @@
+//! SQLite implementation of [`MirrorStore`]. Lists of serials travel as one JSON array
+//! parameter (`json_each`), so a 1000-device page is one statement, not 1000 placeholders.
+//! Each page is one `BEGIN IMMEDIATE` transaction: rows, page serials and checkpoint together.
+
+use async_trait::async_trait;
+use sqlx::{FromRow, Sqlite, Transaction};
+use uuid::Uuid;
+
+use super::mirror::{Checkpoint, DeviceChange, MirrorStore, PresentDevice, StoredHash};
+use super::{Result, SqliteStore, StoreError};
+use crate::accounts::ApiAccountId;
+use crate::mirror::sync::{RunId, RunState, SyncCause, SyncPhase, SyncRun};
+use crate::mirror::{DeviceAttributes, ServiceAttributes};
+use crate::orgs::OrgId;
+
+pub(super) const RUN_COLUMNS: &str = "id, org_id, account_id, cause, state, phase, cursor, \
+    service_index, pages, items, written, released, rate_limited, budget_wait_ms, started_at, \
+    updated_at, finished_at, error";
+
+#[derive(FromRow)]
+struct RunRow {
+    id: i64,
+    org_id: String,
+    account_id: String,
+    cause: String,
+    state: String,
+    phase: String,
+    cursor: Option<String>,
+    service_index: i64,
+    pages: i64,
+    items: i64,
+    written: i64,
+    released: i64,
+    rate_limited: i64,
+    budget_wait_ms: i64,
+    started_at: i64,
+    updated_at: i64,
+    finished_at: Option<i64>,
+    error: Option<String>,
+}
+
+fn corrupt(field: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("sync_runs.{field}: {e}"))
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl TryFrom<RunRow> for SyncRun {
+    type Error = StoreError;
+
+    fn try_from(row: RunRow) -> Result<Self> {
+        Ok(Self {
+            id: RunId(row.id),
+            org: OrgId(Uuid::parse_str(&row.org_id).map_err(|e| corrupt("org_id", e))?),
+            account: ApiAccountId(
+                Uuid::parse_str(&row.account_id).map_err(|e| corrupt("account_id", e))?,
+            ),
+            cause: SyncCause::parse(&row.cause).ok_or_else(|| corrupt("cause", &row.cause))?,
+            state: RunState::parse(&row.state).ok_or_else(|| corrupt("state", &row.state))?,
+            phase: SyncPhase::parse(&row.phase).ok_or_else(|| corrupt("phase", &row.phase))?,
+            cursor: row.cursor,
+            service_index: u32::try_from(row.service_index).unwrap_or(0),
+            pages: count(row.pages),
+            items: count(row.items),
+            written: count(row.written),
+            released: count(row.released),
+            rate_limited: count(row.rate_limited),
+            budget_wait_ms: count(row.budget_wait_ms),
+            started_at: row.started_at,
+            updated_at: row.updated_at,
+            finished_at: row.finished_at,
+            error: row.error,
+        })
+    }
+}
+
+fn json_list(items: &[&str]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Advances a run's checkpoint inside the page's transaction.
+async fn advance(
+    tx: &mut Transaction<'_, Sqlite>,
+    checkpoint: &Checkpoint,
+    items: usize,
+    written: usize,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE sync_runs SET phase = ?, cursor = ?, service_index = ?, pages = pages + 1, \
+         items = items + ?, written = written + ?, rate_limited = rate_limited + ?, \
+         budget_wait_ms = budget_wait_ms + ?, updated_at = ?, error = NULL \
+         WHERE id = ? AND state = 'running'",
+    )
+    .bind(checkpoint.phase.as_str())
+    .bind(&checkpoint.cursor)
+    .bind(i64::from(checkpoint.service_index))
+    .bind(items as i64)
+    .bind(written as i64)
+    .bind(signed(checkpoint.rate_limited))
+    .bind(signed(checkpoint.budget_wait_ms))
+    .bind(checkpoint.now)
+    .bind(checkpoint.run.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::Database)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            entity: "running sync run",
+        });
+    }
+    Ok(())
+}
+
+async fn add_page(
+    tx: &mut Transaction<'_, Sqlite>,
+    run: RunId,
+    service: Option<&str>,
+    serials: &[&str],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sync_run_pages (run_id, seq, service_id, serials) VALUES \
+         (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM sync_run_pages WHERE run_id = ?), ?, ?)",
+    )
+    .bind(run.0)
+    .bind(run.0)
+    .bind(service)
+    .bind(serials.join("\n"))
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::Database)?;
+    Ok(())
+}
+
+#[async_trait]
+impl MirrorStore for SqliteStore {
+    async fn start_sync_run(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+        cause: SyncCause,
+        now: i64,
+    ) -> Result<SyncRun> {
+        let row: RunRow = sqlx::query_as(&format!(
+            "INSERT INTO sync_runs (org_id, account_id, cause, state, phase, started_at, updated_at) \
+             VALUES (?, ?, ?, 'running', 'devices', ?, ?) RETURNING {RUN_COLUMNS}"
+        ))
+        .bind(org.0.to_string())
+        .bind(account.0.to_string())
+        .bind(cause.as_str())
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx("sync run", e))?;
+        row.try_into()
+    }
+
+    async fn running_sync_run(&self, account: ApiAccountId) -> Result<Option<SyncRun>> {
+        let row: Option<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs WHERE account_id = ? AND state = 'running'"
+        ))
+        .bind(account.0.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn sync_run(&self, run: RunId) -> Result<SyncRun> {
+        let row: RunRow =
+            sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = ?"))
+                .bind(run.0)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| StoreError::from_sqlx("sync run", e))?;
+        row.try_into()
+    }
+
+    async fn sync_runs(&self, account: ApiAccountId, limit: u32) -> Result<Vec<SyncRun>> {
+        let rows: Vec<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs WHERE account_id = ? ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(account.0.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn device_hashes(
+        &self,
+        org: OrgId,
+        serials: &[&str],
+    ) -> Result<Vec<(String, StoredHash)>> {
+        let rows: Vec<(String, i64, bool)> = sqlx::query_as(
+            "SELECT serial, content_hash, absent_since IS NOT NULL FROM mirror_devices \
+             WHERE org_id = ? AND serial IN (SELECT value FROM json_each(?))",
+        )
+        .bind(org.0.to_string())
+        .bind(json_list(serials))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(rows
+            .into_iter()
+            .map(|(serial, content_hash, absent)| {
+                (
+                    serial,
+                    StoredHash {
+                        content_hash,
+                        absent,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn store_device_page(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+        checkpoint: &Checkpoint,
+        page_serials: &[&str],
+        changed: &[DeviceAttributes],
+    ) -> Result<()> {
+        let org = org.0.to_string();
+        let account = account.0.to_string();
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::Database)?;
+        for d in changed {
+            sqlx::query(
+                "INSERT INTO mirror_devices (org_id, serial, account_id, model, product_family, \
+                 product_type, capacity, part_number, order_number, color, status, \
+                 purchase_source_id, purchase_source_type, imei, meid, eid, wifi_mac, \
+                 bluetooth_mac, ethernet_mac, migration_capable, migration_status, added_at, \
+                 ordered_at, apple_updated_at, migration_deadline, content_hash, first_seen_at, \
+                 changed_at, absent_since) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) \
+                 ON CONFLICT (org_id, serial) DO UPDATE SET account_id = excluded.account_id, \
+                 model = excluded.model, product_family = excluded.product_family, \
+                 product_type = excluded.product_type, capacity = excluded.capacity, \
+                 part_number = excluded.part_number, order_number = excluded.order_number, \
+                 color = excluded.color, status = excluded.status, \
+                 purchase_source_id = excluded.purchase_source_id, \
+                 purchase_source_type = excluded.purchase_source_type, imei = excluded.imei, \
+                 meid = excluded.meid, eid = excluded.eid, wifi_mac = excluded.wifi_mac, \
+                 bluetooth_mac = excluded.bluetooth_mac, ethernet_mac = excluded.ethernet_mac, \
+                 migration_capable = excluded.migration_capable, \
+                 migration_status = excluded.migration_status, added_at = excluded.added_at, \
+                 ordered_at = excluded.ordered_at, apple_updated_at = excluded.apple_updated_at, \
+                 migration_deadline = excluded.migration_deadline, \
+                 content_hash = excluded.content_hash, changed_at = excluded.changed_at, \
+                 absent_since = NULL",
+            )
+            .bind(&org)
+            .bind(&d.serial)
+            .bind(&account)
+            .bind(&d.model)
+            .bind(&d.product_family)
+            .bind(&d.product_type)
+            .bind(&d.capacity)
+            .bind(&d.part_number)
+            .bind(&d.order_number)
+            .bind(&d.color)
+            .bind(&d.status)
+            .bind(&d.purchase_source_id)
+            .bind(&d.purchase_source_type)
+            .bind(&d.imei)
+            .bind(&d.meid)
+            .bind(&d.eid)
+            .bind(&d.wifi_mac)
+            .bind(&d.bluetooth_mac)
+            .bind(&d.ethernet_mac)
+            .bind(d.migration_capable)
+            .bind(&d.migration_status)
+            .bind(d.added_at)
+            .bind(d.ordered_at)
+            .bind(d.apple_updated_at)
+            .bind(d.migration_deadline)
+            .bind(d.content_hash())
+            .bind(checkpoint.now)
+            .bind(checkpoint.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        }
+        add_page(&mut tx, checkpoint.run, None, page_serials).await?;
+        advance(&mut tx, checkpoint, page_serials.len(), changed.len()).await?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn store_services(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+        checkpoint: &Checkpoint,
+        services: &[ServiceAttributes],
+    ) -> Result<()> {
+        let org = org.0.to_string();
+        let account = account.0.to_string();
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::Database)?;
+        for s in services {
+            sqlx::query(
+                "INSERT INTO mirror_services (org_id, id, account_id, name, server_type, \
+                 default_families, created_at, updated_at, content_hash, absent_since) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) \
+                 ON CONFLICT (org_id, id) DO UPDATE SET account_id = excluded.account_id, \
+                 name = excluded.name, server_type = excluded.server_type, \
+                 default_families = excluded.default_families, created_at = excluded.created_at, \
+                 updated_at = excluded.updated_at, content_hash = excluded.content_hash, \
+                 absent_since = NULL \
+                 WHERE mirror_services.content_hash <> excluded.content_hash \
+                    OR mirror_services.absent_since IS NOT NULL \
+                    OR mirror_services.account_id <> excluded.account_id",
+            )
+            .bind(&org)
+            .bind(&s.id)
+            .bind(&account)
+            .bind(&s.name)
+            .bind(&s.server_type)
+            .bind(&s.default_families)
+            .bind(s.created_at)
+            .bind(s.updated_at)
+            .bind(s.content_hash())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        }
+        let ids: Vec<&str> = services.iter().map(|s| s.id.as_str()).collect();
+        sqlx::query(
+            "UPDATE mirror_services SET absent_since = ? WHERE org_id = ? AND account_id = ? \
+             AND absent_since IS NULL AND id NOT IN (SELECT value FROM json_each(?))",
+        )
+        .bind(checkpoint.now)
+        .bind(&org)
+        .bind(&account)
+        .bind(json_list(&ids))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?;
+        advance(&mut tx, checkpoint, 0, 0).await?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn present_service_ids(&self, org: OrgId, account: ApiAccountId) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT id FROM mirror_services WHERE org_id = ? AND account_id = ? \
+             AND absent_since IS NULL ORDER BY id",
+        )
+        .bind(org.0.to_string())
+        .bind(account.0.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)
+    }
+
+    async fn store_service_page(
+        &self,
+        checkpoint: &Checkpoint,
+        service_id: &str,
+        serials: &[&str],
+    ) -> Result<()> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::Database)?;
+        add_page(&mut tx, checkpoint.run, Some(service_id), serials).await?;
+        advance(&mut tx, checkpoint, serials.len(), 0).await?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn sync_run_pages(&self, run: RunId) -> Result<Vec<(Option<String>, String)>> {
+        sqlx::query_as(
+            "SELECT service_id, serials FROM sync_run_pages WHERE run_id = ? ORDER BY seq",
+        )
+        .bind(run.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)
+    }
+
+    async fn account_devices(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+    ) -> Result<Vec<PresentDevice>> {
+        let rows: Vec<(String, Option<String>, bool)> = sqlx::query_as(
+            "SELECT serial, service_id, absent_since IS NOT NULL FROM mirror_devices \
+             WHERE org_id = ? AND account_id = ?",
+        )
+        .bind(org.0.to_string())
+        .bind(account.0.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(rows
+            .into_iter()
+            .map(|(serial, service_id, absent)| PresentDevice {
+                serial,
+                service_id,
+                absent,
+            })
+            .collect())
+    }
+
+    async fn finish_sync_run(
+        &self,
+        org: OrgId,
+        run: RunId,
+        changes: &[DeviceChange],
+        released: u64,
+        now: i64,
+    ) -> Result<()> {
+        let org = org.0.to_string();
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::Database)?;
+        for change in changes {
+            sqlx::query(
+                "UPDATE mirror_devices SET absent_since = COALESCE(?, absent_since), \
+                 service_id = ? WHERE org_id = ? AND serial = ?",
+            )
+            .bind(change.absent_since)
+            .bind(&change.service_id)
+            .bind(&org)
+            .bind(&change.serial)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        }
+        sqlx::query("DELETE FROM sync_run_pages WHERE run_id = ?")
+            .bind(run.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        let done = sqlx::query(
+            "UPDATE sync_runs SET state = 'succeeded', phase = 'finishing', cursor = NULL, \
+             released = ?, updated_at = ?, finished_at = ?, error = NULL \
+             WHERE id = ? AND state = 'running'",
+        )
+        .bind(signed(released))
+        .bind(now)
+        .bind(now)
+        .bind(run.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                entity: "running sync run",
+            });
+        }
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn record_sync_error(&self, run: RunId, error: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE sync_runs SET error = ?, updated_at = ? WHERE id = ?")
+            .bind(error)
+            .bind(now)
+            .bind(run.0)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(())
+    }
+
+    async fn fail_sync_run(&self, run: RunId, error: &str, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
+        sqlx::query("DELETE FROM sync_run_pages WHERE run_id = ?")
+            .bind(run.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        sqlx::query(
+            "UPDATE sync_runs SET state = 'failed', error = ?, updated_at = ?, finished_at = ? \
+             WHERE id = ?",
+        )
+        .bind(error)
+        .bind(now)
+        .bind(now)
+        .bind(run.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn acquire_sync_lease(
+        &self,
+        account: ApiAccountId,
+        holder: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool> {
+        let taken = sqlx::query(
+            "INSERT INTO sync_leases (account_id, holder, expires_at) VALUES (?, ?, ?) \
+             ON CONFLICT (account_id) DO UPDATE SET holder = excluded.holder, \
+             expires_at = excluded.expires_at \
+             WHERE sync_leases.holder = excluded.holder OR sync_leases.expires_at <= ?",
+        )
+        .bind(account.0.to_string())
+        .bind(holder)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    async fn release_sync_lease(&self, account: ApiAccountId, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sync_leases WHERE account_id = ? AND holder = ?")
+            .bind(account.0.to_string())
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(())
+    }
+}
