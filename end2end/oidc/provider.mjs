@@ -16,11 +16,20 @@
 //   OIDC_REDIRECT_URIS   comma-separated redirect URIs allowed for both clients, default
 //                        http://127.0.0.1:${ORCHARD_E2E_PORT:-3000}/auth/oidc/callback
 //
+// Tampering accounts (for the rejection tests): the ID token of `mallory-<how>` is altered on
+// its way out of the token endpoint and signed again with the provider's own key, so that
+// exactly one check fails at the relying party: `mallory-issuer` (another issuer),
+// `mallory-audience` (another client), `mallory-expired` (expired an hour ago),
+// `mallory-signature` (signed by a key the provider never published, under its kid).
+// `mallory-resigned` goes through the same re-signing unchanged: the control that shows the
+// re-signing itself yields a valid token. All of them are in the administrators' group, so
+// a token that slipped through would sign in with every right.
+//
 // Once listening it prints exactly one line to stdout:
 //   OIDC provider ready at http://127.0.0.1:PORT
 // and the issuer is that URL (no trailing slash).
 import http from "node:http";
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { createPrivateKey, generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import Provider from "oidc-provider";
 
 /** Test accounts: login name → claims. Group names are what Orchard's role map matches. */
@@ -31,6 +40,9 @@ const ACCOUNTS = {
   victor: { name: "Victor Viewer", email: "victor@example.test", groups: ["orchard-viewers"] },
   nora: { name: "Nora Nogroups", email: "nora@example.test", groups: [] },
 };
+for (const how of Object.keys(tamperings())) {
+  ACCOUNTS[`mallory-${how}`] = { name: `Mallory ${how}`, email: `mallory-${how}@example.test`, groups: ["orchard-admins"] };
+}
 
 const port = Number(process.argv[2] ?? process.env.OIDC_PORT ?? 0);
 const clientId = process.env.OIDC_CLIENT_ID || "orchard";
@@ -52,6 +64,38 @@ function signingKeys() {
   ];
 }
 
+/**
+ * How each tampering account's ID token claims are altered, and which key signs the result
+ * (`true`: a key the provider never published).
+ */
+function tamperings(issuer = "", now = 0) {
+  return {
+    issuer: { claims: (c) => ({ ...c, iss: `${issuer}/elsewhere` }) },
+    audience: { claims: (c) => ({ ...c, aud: "another-client", azp: "another-client" }) },
+    expired: { claims: (c) => ({ ...c, iat: now - 7200, exp: now - 3600, auth_time: now - 7200 }) },
+    signature: { claims: (c) => c, foreignKey: true },
+    resigned: { claims: (c) => c },
+  };
+}
+
+const base64url = (value) => Buffer.from(value).toString("base64url");
+const decode = (part) => JSON.parse(Buffer.from(part, "base64url").toString("utf8"));
+
+/** Re-signs an RS256 ID token after `alter` changed its claims; ES256 tokens pass untouched. */
+function tamper(idToken, keys, issuer) {
+  const [headerPart, claimsPart] = idToken.split(".");
+  const header = decode(headerPart);
+  const claims = decode(claimsPart);
+  const how = typeof claims.sub === "string" && claims.sub.startsWith("mallory-") ? claims.sub.slice(8) : null;
+  const tampering = how && tamperings(issuer, Math.floor(Date.now() / 1000))[how];
+  if (!tampering || header.alg !== "RS256") return idToken;
+  const key = tampering.foreignKey
+    ? generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey
+    : createPrivateKey({ key: keys.find((key) => key.kid === header.kid), format: "jwk" });
+  const input = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(tampering.claims(claims)))}`;
+  return `${input}.${sign("sha256", Buffer.from(input), key).toString("base64url")}`;
+}
+
 // Listen first so that port 0 works: the issuer must contain the real port.
 const server = http.createServer();
 server.listen(port, "127.0.0.1", () => {
@@ -65,6 +109,7 @@ server.listen(port, "127.0.0.1", () => {
     token_endpoint_auth_method: "client_secret_basic",
     id_token_signed_response_alg: "RS256",
   };
+  const keys = signingKeys();
   const provider = new Provider(issuer, {
     clients: [
       client,
@@ -75,7 +120,7 @@ server.listen(port, "127.0.0.1", () => {
         id_token_signed_response_alg: "ES256",
       },
     ],
-    jwks: { keys: signingKeys() },
+    jwks: { keys },
     cookies: { keys: [randomBytes(32).toString("hex")] },
     pkce: { required: () => true },
     features: { devInteractions: { enabled: true } },
@@ -117,6 +162,12 @@ server.listen(port, "127.0.0.1", () => {
       await grant.save();
       return grant;
     },
+  });
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route === "token" && typeof ctx.body?.id_token === "string") {
+      ctx.body = { ...ctx.body, id_token: tamper(ctx.body.id_token, keys, issuer) };
+    }
   });
   server.on("request", provider.callback());
   console.log(`OIDC provider ready at ${issuer}`);
