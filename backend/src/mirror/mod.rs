@@ -11,13 +11,14 @@
 //!   deleted: the audit trail and the "where did it go" question need it.
 //! * Times are Unix seconds on both databases.
 
+pub mod index;
 pub mod search;
 pub mod sync;
 
 use std::hash::Hasher as _;
 
-use apple::resources::org_devices::OrgDevice;
 use apple::resources::mdm_servers::MdmServer;
+use apple::resources::org_devices::OrgDevice;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -94,9 +95,7 @@ fn unix(at: Option<OffsetDateTime>) -> Option<i64> {
 }
 
 fn joined(values: Option<&Vec<String>>) -> Option<String> {
-    values
-        .filter(|v| !v.is_empty())
-        .map(|v| v.join(" "))
+    values.filter(|v| !v.is_empty()).map(|v| v.join(" "))
 }
 
 impl DeviceAttributes {
@@ -114,7 +113,10 @@ impl DeviceAttributes {
             color: a.color.clone(),
             status: a.status.as_ref().map(|s| s.as_str().to_owned()),
             purchase_source_id: a.purchase_source().map(str::to_owned),
-            purchase_source_type: a.purchase_source_type.as_ref().map(|t| t.as_str().to_owned()),
+            purchase_source_type: a
+                .purchase_source_type
+                .as_ref()
+                .map(|t| t.as_str().to_owned()),
             imei: joined(a.imei.as_ref()),
             meid: joined(a.meid.as_ref()),
             eid: a.eid.clone(),
@@ -122,7 +124,10 @@ impl DeviceAttributes {
             bluetooth_mac: a.bluetooth_mac_address.clone(),
             ethernet_mac: joined(a.ethernet_mac_address.as_ref()),
             migration_capable: a.is_mdm_migration_capable,
-            migration_status: a.mdm_migration_status.as_ref().map(|s| s.as_str().to_owned()),
+            migration_status: a
+                .mdm_migration_status
+                .as_ref()
+                .map(|s| s.as_str().to_owned()),
             added_at: unix(a.added_to_org_date_time),
             ordered_at: unix(a.order_date_time),
             apple_updated_at: unix(a.updated_date_time),
@@ -303,7 +308,10 @@ mod tests {
                 ..a.clone()
             }
         };
-        let d = DeviceAttributes { color: None, ..a.clone() };
+        let d = DeviceAttributes {
+            color: None,
+            ..a.clone()
+        };
         assert_ne!(a.content_hash(), b.content_hash());
         assert_ne!(c.content_hash(), d.content_hash());
         assert_eq!(a.content_hash(), a.clone().content_hash());

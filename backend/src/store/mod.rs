@@ -14,9 +14,12 @@ pub mod identity;
 mod postgres;
 mod postgres_accounts;
 mod postgres_identity;
+mod postgres_search;
+pub mod search;
 mod sqlite;
 mod sqlite_accounts;
 mod sqlite_identity;
+mod sqlite_search;
 
 use std::sync::Arc;
 
@@ -28,6 +31,7 @@ use crate::orgs::{NewOrganization, OrgId, Organization};
 pub use accounts::{AccountStore, MAX_ACCOUNTS_CONSTRAINT};
 pub use identity::IdentityStore;
 pub use postgres::PostgresStore;
+pub use search::DeviceSearch;
 pub use sqlite::SqliteStore;
 
 /// Result alias of storage operations.
@@ -104,7 +108,7 @@ impl StoreError {
 /// Everything Orchard keeps in its database. Implementations must behave identically;
 /// the storage tests in `backend/tests/store.rs` run against both.
 #[async_trait]
-pub trait Store: AccountStore + IdentityStore + Send + Sync + 'static {
+pub trait Store: AccountStore + IdentityStore + DeviceSearch + Send + Sync + 'static {
     /// Which database this is.
     fn kind(&self) -> DatabaseKind;
 
