@@ -226,19 +226,44 @@ enum Plan {
     Rows(Vec<String>),
 }
 
-/// The low-variety text fields of a device, as one dictionary key.
-type Combo = [Option<Box<str>>; 6];
-
-fn combo_of(d: &DeviceRecord) -> Combo {
+/// The low-variety text fields of a device: model, product family, product type, part
+/// number, color, purchase source id.
+fn low_variety(d: &DeviceRecord) -> [Option<&str>; 6] {
     [
-        &d.model,
-        &d.product_family,
-        &d.product_type,
-        &d.part_number,
-        &d.color,
-        &d.purchase_source_id,
+        d.model.as_deref(),
+        d.product_family.as_deref(),
+        d.product_type.as_deref(),
+        d.part_number.as_deref(),
+        d.color.as_deref(),
+        d.purchase_source_id.as_deref(),
     ]
-    .map(|v| v.as_deref().map(Box::from))
+}
+
+/// The distinct values of one field, each with its folded text.
+#[derive(Default)]
+struct Dictionary {
+    ids: HashMap<Box<str>, u32>,
+    folded: Vec<Box<[u8]>>,
+}
+
+impl Dictionary {
+    fn id(&mut self, value: Option<&str>) -> u32 {
+        let Some(value) = value else {
+            return u32::MAX;
+        };
+        if let Some(id) = self.ids.get(value) {
+            return *id;
+        }
+        let id = self.folded.len() as u32;
+        self.folded
+            .push(value.bytes().map(|b| b.to_ascii_lowercase()).collect());
+        self.ids.insert(value.into(), id);
+        id
+    }
+
+    fn bytes(&self) -> usize {
+        self.folded.iter().map(|v| v.len() * 2 + 64).sum()
+    }
 }
 
 fn identifiers(d: &DeviceRecord) -> [Option<&str>; 7] {
@@ -286,10 +311,12 @@ struct OrgIndex {
     ends: Vec<u32>,
     by_serial: Vec<u32>,
     grams: HashMap<u32, Vec<u32>>,
+    /// Per device, its combination of [`low_variety`] values.
     combo: Vec<u32>,
-    combo_ids: HashMap<Combo, u32>,
-    /// Each combination's fields, folded, joined by `\n` (no word contains whitespace).
-    combo_text: Vec<Box<[u8]>>,
+    combo_ids: HashMap<[u32; 6], u32>,
+    /// Each combination's value ids in the six dictionaries (`u32::MAX`: no value).
+    combos: Vec<[u32; 6]>,
+    dictionaries: [Dictionary; 6],
     absent: Vec<u64>,
     ident_grams: Vec<u64>,
     /// Whether folded order equals byte order for every serial (no byte in `[`..=`z`),
@@ -336,19 +363,38 @@ impl OrgIndex {
     }
 
     fn combo_id(&mut self, d: &DeviceRecord) -> u32 {
-        let key = combo_of(d);
+        let values = low_variety(d);
+        let key: [u32; 6] = std::array::from_fn(|f| self.dictionaries[f].id(values[f]));
         if let Some(id) = self.combo_ids.get(&key) {
             return *id;
         }
-        let id = self.combo_text.len() as u32;
-        let text: Vec<u8> = key
-            .iter()
-            .flatten()
-            .flat_map(|v| v.bytes().map(|b| b.to_ascii_lowercase()).chain([b'\n']))
-            .collect();
-        self.combo_text.push(text.into_boxed_slice());
+        let id = self.combos.len() as u32;
+        self.combos.push(key);
         self.combo_ids.insert(key, id);
         id
+    }
+
+    /// Which combinations have a field containing `word`; `None` when none do (the usual
+    /// case for a serial fragment, decided on the few distinct values alone).
+    fn combos_containing(&self, word: &[u8]) -> Option<Vec<bool>> {
+        let hits: Vec<Vec<bool>> = self
+            .dictionaries
+            .iter()
+            .map(|d| d.folded.iter().map(|v| contains_folded(v, word)).collect())
+            .collect();
+        if !hits.iter().flatten().any(|h| *h) {
+            return None;
+        }
+        let matched = self
+            .combos
+            .iter()
+            .map(|key| {
+                key.iter()
+                    .zip(&hits)
+                    .any(|(id, h)| h.get(*id as usize).copied().unwrap_or(false))
+            })
+            .collect();
+        Some(matched)
     }
 
     fn note_identifiers(&mut self, d: &DeviceRecord) {
@@ -455,11 +501,13 @@ impl OrgIndex {
             .values()
             .map(|v| v.capacity() * 4 + 4 + std::mem::size_of::<Vec<u32>>())
             .sum();
-        let combos: usize = self
-            .combo_text
-            .iter()
-            .map(|t| t.len() * 2 + 96 + 6 * 16)
-            .sum();
+        let combos = self.combos.capacity() * 24
+            + self.combo_ids.capacity() * 32
+            + self
+                .dictionaries
+                .iter()
+                .map(Dictionary::bytes)
+                .sum::<usize>();
         self.arena.capacity()
             + self.ends.capacity() * 4
             + self.by_serial.capacity() * 4
@@ -524,14 +572,11 @@ impl OrgIndex {
             if substring && self.maybe_identifier(&text) {
                 return Plan::Sql;
             }
-            let combos = substring
-                .then(|| {
-                    self.combo_text
-                        .iter()
-                        .map(|c| contains_folded(c, &text))
-                        .collect::<Vec<bool>>()
-                })
-                .filter(|c| c.iter().any(|m| *m));
+            let combos = if substring {
+                self.combos_containing(&text)
+            } else {
+                None
+            };
             ws.push(Word {
                 text,
                 substring,
@@ -561,8 +606,7 @@ impl OrgIndex {
                 let (lo, hi) = self.prefix_range(&w.text);
                 (self.by_serial[lo..hi].to_vec(), true)
             }
-            None if ws.is_empty() => (self.by_serial.clone(), true),
-            None => ((0..self.len() as u32).collect(), false),
+            None => (self.by_serial.clone(), true),
         };
         let include_absent = query.filters.include_absent;
         let mut found: Vec<u32> = candidates
