@@ -90,6 +90,7 @@ e2e: tools-e2e site
 
 bench:
 	cargo bench --locked -p apple --bench paging
+	cargo bench --locked -p backend --bench search
 
 ## ---- tools -----------------------------------------------------------------------
 

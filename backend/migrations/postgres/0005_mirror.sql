@@ -38,6 +38,8 @@ CREATE TABLE mirror_devices (
 );
 CREATE INDEX mirror_devices_service_idx ON mirror_devices (org_id, service_id, serial);
 CREATE INDEX mirror_devices_account_idx ON mirror_devices (account_id, serial);
+-- Device search orders and pages by serial bytewise (as SQLite does), whatever the locale.
+CREATE INDEX mirror_devices_serial_c_idx ON mirror_devices (org_id, serial COLLATE "C");
 
 CREATE TABLE mirror_services (
     org_id        UUID NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,

@@ -38,6 +38,7 @@ CREATE TABLE mirror_devices (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX mirror_devices_service_idx ON mirror_devices (org_id, service_id, serial);
 CREATE INDEX mirror_devices_account_idx ON mirror_devices (account_id, serial);
+-- (Device search pages by serial through the primary key; PostgreSQL adds a bytewise index.)
 
 CREATE TABLE mirror_services (
     org_id        TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,

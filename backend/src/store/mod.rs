@@ -16,10 +16,13 @@ mod postgres;
 mod postgres_accounts;
 mod postgres_identity;
 mod postgres_mirror;
+mod postgres_search;
+pub mod search;
 mod sqlite;
 mod sqlite_accounts;
 mod sqlite_identity;
 mod sqlite_mirror;
+mod sqlite_search;
 
 use std::sync::Arc;
 
@@ -32,6 +35,7 @@ pub use accounts::{AccountStore, MAX_ACCOUNTS_CONSTRAINT};
 pub use identity::IdentityStore;
 pub use mirror::MirrorStore;
 pub use postgres::PostgresStore;
+pub use search::DeviceSearch;
 pub use sqlite::SqliteStore;
 
 /// Result alias of storage operations.
@@ -108,7 +112,7 @@ impl StoreError {
 /// Everything Orchard keeps in its database. Implementations must behave identically;
 /// the storage tests in `backend/tests/store.rs` run against both.
 #[async_trait]
-pub trait Store: AccountStore + IdentityStore + MirrorStore + Send + Sync + 'static {
+pub trait Store: AccountStore + IdentityStore + MirrorStore + DeviceSearch + Send + Sync + 'static {
     /// Which database this is.
     fn kind(&self) -> DatabaseKind;
 

@@ -1,0 +1,647 @@
+//! The in-memory search index of the device mirror, one per organization, so typing a serial
+//! answers in well under a millisecond on a million devices where SQL `LIKE '%x%'` scans.
+//!
+//! # What it holds (about 65 bytes per device)
+//! * every serial once (an arena of bytes plus end offsets) and the ordinals sorted by
+//!   ASCII-folded serial: exact and prefix words are a binary search;
+//! * a posting list per trigram of the folded serials: substring words intersect the lists
+//!   of their trigrams, then each candidate is verified on its serial bytes;
+//! * per device, the id of its combination of the low-variety text fields (model, product
+//!   family and type, part number, color, purchase source id; a fleet has a few thousand
+//!   combinations): a word is tried once per combination, not once per device;
+//! * whether the device is absent (released), for the default "present devices" view;
+//! * a hashed bit set of the trigrams found in any identifier field (order number, IMEI,
+//!   MEID, EID, MAC addresses). These fields are unique per device and too large to keep:
+//!   a word with a trigram outside the set cannot match them (serial fragments, model
+//!   words), anything else is answered by SQL.
+//!
+//! # How a query runs
+//! The most selective word (by index statistics) generates candidates; every word is then
+//! checked on each candidate with the rules of [`super::search`]. With the default view
+//! (no filters but "absent", serial order) the index alone counts and pages, and only the
+//! page's rows are read, by primary key. Otherwise up to [`FETCH_MAX`] candidate rows are
+//! read and the reference rules filter, sort and page them. Everything else goes to the
+//! store's SQL ([`DeviceSearch::search_devices`]), so results are always the SQL results.
+//!
+//! # Keeping it fresh: the hook the sync calls
+//! The index for an organization is built on its first search ([`DeviceIndex::search`]).
+//! After the sync commits device rows (new, changed, or newly marked absent) it must call
+//! [`DeviceIndex::apply`] with those rows, after the commit; rows written while an index is
+//! being built are queued and applied when it is ready. [`DeviceIndex::forget`] drops an
+//! organization (deleted, or a bulk rewrite where a rebuild is cheaper). A serial is never
+//! removed from the index: devices are never deleted from the mirror, and a stale extra
+//! candidate is harmless because rows are re-checked or read by primary key.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use super::DeviceRecord;
+use super::search::{
+    DeviceCursor, DeviceFilters, DeviceQuery, DeviceSort, SearchPage, contains_folded,
+    is_substring_word, page_of, words,
+};
+use crate::orgs::OrgId;
+use crate::store::{DeviceSearch, Result};
+
+/// Largest candidate set whose rows are read to apply filters or another sort in memory.
+pub const FETCH_MAX: usize = 2_000;
+
+/// Bits of the identifier-trigram set (128 KiB per organization).
+const IDENT_BITS: u32 = 20;
+
+/// How a search was answered (the bench and tests report it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchPath {
+    /// Counted and paged by the index; only the page's rows were read.
+    Index,
+    /// The index found the candidates; their rows were filtered and sorted in memory.
+    IndexRows,
+    /// The store's SQL answered.
+    Sql,
+}
+
+/// The indexes of every organization searched since start.
+#[derive(Default)]
+pub struct DeviceIndex {
+    orgs: RwLock<HashMap<OrgId, Arc<RwLock<OrgIndex>>>>,
+    /// Organizations whose index is being built, with the rows applied meanwhile.
+    loading: Mutex<HashMap<OrgId, Vec<DeviceRecord>>>,
+}
+
+impl DeviceIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One page of `query`, exactly as [`DeviceSearch::search_devices`] answers it.
+    pub async fn search(
+        &self,
+        store: &dyn DeviceSearch,
+        org: OrgId,
+        query: &DeviceQuery,
+    ) -> Result<SearchPage> {
+        Ok(self.search_with_path(store, org, query).await?.0)
+    }
+
+    /// [`Self::search`], also telling which path answered.
+    pub async fn search_with_path(
+        &self,
+        store: &dyn DeviceSearch,
+        org: OrgId,
+        query: &DeviceQuery,
+    ) -> Result<(SearchPage, SearchPath)> {
+        let Some(index) = self.ready(store, org).await? else {
+            return Ok((store.search_devices(org, query).await?, SearchPath::Sql));
+        };
+        let plan = index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .plan(query);
+        match plan {
+            Plan::Sql => Ok((store.search_devices(org, query).await?, SearchPath::Sql)),
+            Plan::Page { serials, total } => {
+                let limit = query.limit.max(1) as usize;
+                let wanted = &serials[..serials.len().min(limit)];
+                let mut rows = store.devices_by_serial(org, wanted).await?;
+                if rows.len() != wanted.len() {
+                    // The index knows a serial the mirror does not: answer from SQL.
+                    return Ok((store.search_devices(org, query).await?, SearchPath::Sql));
+                }
+                rows.sort_by(|a, b| a.serial.as_bytes().cmp(b.serial.as_bytes()));
+                let next = (serials.len() > limit).then(|| {
+                    rows.last()
+                        .map(|d| DeviceCursor::of(query.sort, d).encode())
+                        .unwrap_or_default()
+                });
+                let page = SearchPage {
+                    devices: rows,
+                    total,
+                    next,
+                };
+                Ok((page, SearchPath::Index))
+            }
+            Plan::Rows(serials) => {
+                let rows = store.devices_by_serial(org, &serials).await?;
+                let matching = rows.into_iter().filter(|d| query.matches(d)).collect();
+                Ok((page_of(query, matching), SearchPath::IndexRows))
+            }
+        }
+    }
+
+    /// Tells the index about device rows the sync has just committed (inserted, changed,
+    /// or marked absent). Cheap for a page of 1000 rows; call it after each committed page.
+    pub fn apply(&self, org: OrgId, rows: &[DeviceRecord]) {
+        let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(queued) = loading.get_mut(&org) {
+            queued.extend_from_slice(rows);
+            return;
+        }
+        drop(loading);
+        let index = self
+            .orgs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&org)
+            .cloned();
+        if let Some(index) = index {
+            index
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .apply(rows);
+        }
+    }
+
+    /// Drops an organization's index; the next search rebuilds it from the database.
+    pub fn forget(&self, org: OrgId) {
+        self.orgs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&org);
+    }
+
+    /// Builds the index of `org` now (at start, or after [`Self::forget`]).
+    pub async fn load(&self, store: &dyn DeviceSearch, org: OrgId) -> Result<()> {
+        self.ready(store, org).await.map(drop)
+    }
+
+    /// Bytes held for `org` (the memory bar: ≤ 8 MB per 100k devices), if built.
+    pub fn memory_bytes(&self, org: OrgId) -> Option<usize> {
+        let orgs = self.orgs.read().unwrap_or_else(PoisonError::into_inner);
+        let index = orgs.get(&org)?;
+        let bytes = index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .memory_bytes();
+        Some(bytes)
+    }
+
+    /// The index of `org`, built if missing; `None` while another task builds it.
+    async fn ready(
+        &self,
+        store: &dyn DeviceSearch,
+        org: OrgId,
+    ) -> Result<Option<Arc<RwLock<OrgIndex>>>> {
+        if let Some(index) = self
+            .orgs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&org)
+        {
+            return Ok(Some(index.clone()));
+        }
+        {
+            let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+            if loading.contains_key(&org) {
+                return Ok(None);
+            }
+            loading.insert(org, Vec::new());
+        }
+        let mut index = OrgIndex::default();
+        let built = store.for_each_device(org, &mut |d| index.insert(&d)).await;
+        let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+        let queued = loading.remove(&org).unwrap_or_default();
+        built?;
+        index.finish();
+        index.apply(&queued);
+        let index = Arc::new(RwLock::new(index));
+        // Published while `loading` is held, so no `apply` falls between the two maps.
+        self.orgs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(org, index.clone());
+        drop(loading);
+        Ok(Some(index))
+    }
+}
+
+enum Plan {
+    Sql,
+    /// The default view: serials of the page (and one more, if there is a next page).
+    Page {
+        serials: Vec<String>,
+        total: u64,
+    },
+    /// Candidates to read and check.
+    Rows(Vec<String>),
+}
+
+/// The low-variety text fields of a device: model, product family, product type, part
+/// number, color, purchase source id.
+fn low_variety(d: &DeviceRecord) -> [Option<&str>; 6] {
+    [
+        d.model.as_deref(),
+        d.product_family.as_deref(),
+        d.product_type.as_deref(),
+        d.part_number.as_deref(),
+        d.color.as_deref(),
+        d.purchase_source_id.as_deref(),
+    ]
+}
+
+/// The distinct values of one field, each with its folded text.
+#[derive(Default)]
+struct Dictionary {
+    ids: HashMap<Box<str>, u32>,
+    folded: Vec<Box<[u8]>>,
+}
+
+impl Dictionary {
+    fn id(&mut self, value: Option<&str>) -> u32 {
+        let Some(value) = value else {
+            return u32::MAX;
+        };
+        if let Some(id) = self.ids.get(value) {
+            return *id;
+        }
+        let id = self.folded.len() as u32;
+        self.folded
+            .push(value.bytes().map(|b| b.to_ascii_lowercase()).collect());
+        self.ids.insert(value.into(), id);
+        id
+    }
+
+    fn bytes(&self) -> usize {
+        self.folded.iter().map(|v| v.len() * 2 + 64).sum()
+    }
+}
+
+fn identifiers(d: &DeviceRecord) -> [Option<&str>; 7] {
+    [
+        d.order_number.as_deref(),
+        d.imei.as_deref(),
+        d.meid.as_deref(),
+        d.eid.as_deref(),
+        d.wifi_mac.as_deref(),
+        d.bluetooth_mac.as_deref(),
+        d.ethernet_mac.as_deref(),
+    ]
+}
+
+fn trigram(b: &[u8]) -> u32 {
+    u32::from(b[0].to_ascii_lowercase()) << 16
+        | u32::from(b[1].to_ascii_lowercase()) << 8
+        | u32::from(b[2].to_ascii_lowercase())
+}
+
+fn ident_bit(gram: u32) -> usize {
+    (gram.wrapping_mul(0x9E37_79B1) >> (32 - IDENT_BITS)) as usize
+}
+
+/// Compares the folded `serial`, cut to the word's length, with a folded word.
+fn cmp_prefix(serial: &[u8], word: &[u8]) -> Ordering {
+    let n = serial.len().min(word.len());
+    serial[..n]
+        .iter()
+        .map(u8::to_ascii_lowercase)
+        .cmp(word[..n].iter().copied())
+        .then(serial.len().min(word.len()).cmp(&word.len()))
+}
+
+fn cmp_folded(a: &[u8], b: &[u8]) -> Ordering {
+    a.iter()
+        .map(u8::to_ascii_lowercase)
+        .cmp(b.iter().map(u8::to_ascii_lowercase))
+        .then_with(|| a.cmp(b))
+}
+
+#[derive(Default)]
+struct OrgIndex {
+    arena: Vec<u8>,
+    ends: Vec<u32>,
+    by_serial: Vec<u32>,
+    grams: HashMap<u32, Vec<u32>>,
+    /// Per device, its combination of [`low_variety`] values.
+    combo: Vec<u32>,
+    combo_ids: HashMap<[u32; 6], u32>,
+    /// Each combination's value ids in the six dictionaries (`u32::MAX`: no value).
+    combos: Vec<[u32; 6]>,
+    dictionaries: [Dictionary; 6],
+    absent: Vec<u64>,
+    ident_grams: Vec<u64>,
+    /// Whether folded order equals byte order for every serial (no byte in `[`..=`z`),
+    /// so a range of `by_serial` is already in result order.
+    order_safe: bool,
+}
+
+struct Word {
+    text: Vec<u8>,
+    substring: bool,
+    /// Which combinations match (`None`: none do).
+    combos: Option<Vec<bool>>,
+}
+
+impl OrgIndex {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn serial(&self, i: u32) -> &[u8] {
+        let i = i as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.arena[start..self.ends[i] as usize]
+    }
+
+    fn serial_text(&self, i: u32) -> String {
+        String::from_utf8_lossy(self.serial(i)).into_owned()
+    }
+
+    fn is_absent(&self, i: u32) -> bool {
+        self.absent[i as usize / 64] >> (i % 64) & 1 == 1
+    }
+
+    fn set_absent(&mut self, i: u32, absent: bool) {
+        let (w, b) = (i as usize / 64, i % 64);
+        if self.absent.len() <= w {
+            self.absent.resize(w + 1, 0);
+        }
+        if absent {
+            self.absent[w] |= 1 << b;
+        } else {
+            self.absent[w] &= !(1 << b);
+        }
+    }
+
+    fn combo_id(&mut self, d: &DeviceRecord) -> u32 {
+        let values = low_variety(d);
+        let key: [u32; 6] = std::array::from_fn(|f| self.dictionaries[f].id(values[f]));
+        if let Some(id) = self.combo_ids.get(&key) {
+            return *id;
+        }
+        let id = self.combos.len() as u32;
+        self.combos.push(key);
+        self.combo_ids.insert(key, id);
+        id
+    }
+
+    /// Which combinations have a field containing `word`; `None` when none do (the usual
+    /// case for a serial fragment, decided on the few distinct values alone).
+    fn combos_containing(&self, word: &[u8]) -> Option<Vec<bool>> {
+        let hits: Vec<Vec<bool>> = self
+            .dictionaries
+            .iter()
+            .map(|d| d.folded.iter().map(|v| contains_folded(v, word)).collect())
+            .collect();
+        if !hits.iter().flatten().any(|h| *h) {
+            return None;
+        }
+        let matched = self
+            .combos
+            .iter()
+            .map(|key| {
+                key.iter()
+                    .zip(&hits)
+                    .any(|(id, h)| h.get(*id as usize).copied().unwrap_or(false))
+            })
+            .collect();
+        Some(matched)
+    }
+
+    fn note_identifiers(&mut self, d: &DeviceRecord) {
+        if self.ident_grams.is_empty() {
+            self.ident_grams = vec![0; 1 << (IDENT_BITS - 6)];
+        }
+        for v in identifiers(d).into_iter().flatten() {
+            for g in v.as_bytes().windows(3) {
+                let bit = ident_bit(trigram(g));
+                self.ident_grams[bit / 64] |= 1 << (bit % 64);
+            }
+        }
+    }
+
+    /// Appends a device not yet in the index (call [`Self::finish`] after a batch).
+    fn insert(&mut self, d: &DeviceRecord) {
+        let i = self.len() as u32;
+        if i == 0 {
+            self.order_safe = true;
+        }
+        let s = d.serial.as_bytes();
+        self.order_safe &= !s.iter().any(|b| (b'['..=b'z').contains(b));
+        self.arena.extend_from_slice(s);
+        self.ends.push(self.arena.len() as u32);
+        let mut seen: Vec<u32> = s.windows(3).map(trigram).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for g in seen {
+            self.grams.entry(g).or_default().push(i);
+        }
+        let c = self.combo_id(d);
+        self.combo.push(c);
+        self.set_absent(i, d.absent_since.is_some());
+        self.note_identifiers(d);
+    }
+
+    /// Sorts the serials of a fresh build and trims spare capacity.
+    fn finish(&mut self) {
+        let mut order: Vec<u32> = (0..self.len() as u32).collect();
+        order.sort_unstable_by(|a, b| cmp_folded(self.serial(*a), self.serial(*b)));
+        self.by_serial = order;
+        for list in self.grams.values_mut() {
+            list.shrink_to_fit();
+        }
+        self.arena.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.combo.shrink_to_fit();
+    }
+
+    fn find(&self, serial: &[u8]) -> Option<u32> {
+        self.by_serial
+            .binary_search_by(|i| cmp_folded(self.serial(*i), serial))
+            .ok()
+            .map(|p| self.by_serial[p])
+    }
+
+    fn apply(&mut self, rows: &[DeviceRecord]) {
+        let mut added = Vec::new();
+        for d in rows {
+            match self.find(d.serial.as_bytes()) {
+                Some(i) => {
+                    let c = self.combo_id(d);
+                    self.combo[i as usize] = c;
+                    self.set_absent(i, d.absent_since.is_some());
+                    self.note_identifiers(d);
+                }
+                None if !added.iter().any(|i| self.serial(*i) == d.serial.as_bytes()) => {
+                    self.insert(d);
+                    added.push(self.len() as u32 - 1);
+                }
+                None => {
+                    let i = *added
+                        .iter()
+                        .find(|i| self.serial(**i) == d.serial.as_bytes())
+                        .unwrap_or(&0);
+                    let c = self.combo_id(d);
+                    self.combo[i as usize] = c;
+                    self.set_absent(i, d.absent_since.is_some());
+                }
+            }
+        }
+        if added.is_empty() {
+            return;
+        }
+        added.sort_unstable_by(|a, b| cmp_folded(self.serial(*a), self.serial(*b)));
+        let old = std::mem::take(&mut self.by_serial);
+        let mut merged = Vec::with_capacity(old.len() + added.len());
+        let (mut a, mut b) = (old.into_iter().peekable(), added.into_iter().peekable());
+        while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+            if cmp_folded(self.serial(*x), self.serial(*y)).is_le() {
+                merged.extend(a.next());
+            } else {
+                merged.extend(b.next());
+            }
+        }
+        merged.extend(a);
+        merged.extend(b);
+        self.by_serial = merged;
+    }
+
+    fn memory_bytes(&self) -> usize {
+        let postings: usize = self
+            .grams
+            .values()
+            .map(|v| v.capacity() * 4 + 4 + std::mem::size_of::<Vec<u32>>())
+            .sum();
+        let combos = self.combos.capacity() * 24
+            + self.combo_ids.capacity() * 32
+            + self
+                .dictionaries
+                .iter()
+                .map(Dictionary::bytes)
+                .sum::<usize>();
+        self.arena.capacity()
+            + self.ends.capacity() * 4
+            + self.by_serial.capacity() * 4
+            + self.combo.capacity() * 4
+            + self.absent.capacity() * 8
+            + self.ident_grams.capacity() * 8
+            + postings
+            + combos
+    }
+
+    /// Whether `word` might occur in an identifier field of some device.
+    fn maybe_identifier(&self, word: &[u8]) -> bool {
+        !self.ident_grams.is_empty()
+            && word.windows(3).all(|g| {
+                let bit = ident_bit(trigram(g));
+                self.ident_grams[bit / 64] >> (bit % 64) & 1 == 1
+            })
+    }
+
+    fn matches(&self, i: u32, w: &Word) -> bool {
+        let s = self.serial(i);
+        cmp_prefix(s, &w.text).is_eq()
+            || (w.substring && contains_folded(s, &w.text))
+            || w.combos
+                .as_ref()
+                .is_some_and(|c| c[self.combo[i as usize] as usize])
+    }
+
+    /// The ordinals whose serial contains a substring word, ascending.
+    fn serial_containing(&self, word: &[u8]) -> Vec<u32> {
+        let mut lists: Vec<&Vec<u32>> = Vec::new();
+        for g in word.windows(3).map(trigram) {
+            match self.grams.get(&g) {
+                Some(list) => lists.push(list),
+                None => return Vec::new(),
+            }
+        }
+        lists.sort_by_key(|l| l.len());
+        let (first, rest) = lists.split_first().expect("a substring word has a trigram");
+        first
+            .iter()
+            .copied()
+            .filter(|i| rest.iter().all(|l| l.binary_search(i).is_ok()))
+            .collect()
+    }
+
+    fn prefix_range(&self, word: &[u8]) -> (usize, usize) {
+        let lo = self
+            .by_serial
+            .partition_point(|i| cmp_prefix(self.serial(*i), word).is_lt());
+        let hi = self
+            .by_serial
+            .partition_point(|i| !cmp_prefix(self.serial(*i), word).is_gt());
+        (lo, hi)
+    }
+
+    fn plan(&self, query: &DeviceQuery) -> Plan {
+        let mut ws = Vec::new();
+        for text in words(&query.text) {
+            let substring = is_substring_word(&text);
+            let text = text.into_bytes();
+            if substring && self.maybe_identifier(&text) {
+                return Plan::Sql;
+            }
+            let combos = if substring {
+                self.combos_containing(&text)
+            } else {
+                None
+            };
+            ws.push(Word {
+                text,
+                substring,
+                combos,
+            });
+        }
+        // The most selective word without combination matches generates candidates.
+        let mut best: Option<(usize, &Word)> = None;
+        for w in ws.iter().filter(|w| w.combos.is_none()) {
+            let size = if w.substring {
+                w.text
+                    .windows(3)
+                    .map(|g| self.grams.get(&trigram(g)).map_or(0, Vec::len))
+                    .min()
+                    .unwrap_or(0)
+            } else {
+                let (lo, hi) = self.prefix_range(&w.text);
+                hi - lo
+            };
+            if best.is_none_or(|(n, _)| size < n) {
+                best = Some((size, w));
+            }
+        }
+        let (candidates, in_serial_order): (Vec<u32>, bool) = match best {
+            Some((_, w)) if w.substring => (self.serial_containing(&w.text), false),
+            Some((_, w)) => {
+                let (lo, hi) = self.prefix_range(&w.text);
+                (self.by_serial[lo..hi].to_vec(), true)
+            }
+            None => (self.by_serial.clone(), true),
+        };
+        let include_absent = query.filters.include_absent;
+        let mut found: Vec<u32> = candidates
+            .into_iter()
+            .filter(|i| include_absent || !self.is_absent(*i))
+            .filter(|i| ws.iter().all(|w| self.matches(*i, w)))
+            .collect();
+        let default_view = query.filters
+            == DeviceFilters {
+                include_absent,
+                ..DeviceFilters::default()
+            }
+            && query.sort == DeviceSort::Serial;
+        if default_view {
+            if !(in_serial_order && self.order_safe) {
+                found.sort_unstable_by(|a, b| self.serial(*a).cmp(self.serial(*b)));
+            }
+            let start = query.after.as_ref().map_or(0, |c| {
+                found.partition_point(|i| self.serial(*i) <= c.serial.as_bytes())
+            });
+            let limit = query.limit.max(1) as usize;
+            let serials = found[start..]
+                .iter()
+                .take(limit + 1)
+                .map(|i| self.serial_text(*i))
+                .collect();
+            return Plan::Page {
+                serials,
+                total: found.len() as u64,
+            };
+        }
+        if found.len() <= FETCH_MAX {
+            Plan::Rows(found.into_iter().map(|i| self.serial_text(i)).collect())
+        } else {
+            Plan::Sql
+        }
+    }
+}
