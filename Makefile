@@ -90,7 +90,13 @@ e2e: tools-e2e site
 
 bench:
 	cargo bench --locked -p apple --bench paging
-	cargo bench --locked -p backend --bench search
+	@if (exec 3<>/dev/tcp/$(subst :,/,$(PG_HOST_PORT))) 2>/dev/null; then \
+	  export ORCHARD_TEST_POSTGRES_URL='$(ORCHARD_TEST_POSTGRES_URL)'; \
+	else \
+	  echo "!! PostgreSQL does not answer at $(PG_HOST_PORT): search and ingest measured on SQLite only"; \
+	fi; \
+	cargo bench --locked -p backend --bench search && \
+	cargo bench --locked -p backend --bench ingest
 
 ## ---- tools -----------------------------------------------------------------------
 

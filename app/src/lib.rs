@@ -20,6 +20,7 @@ use crate::components::layout::{Layout, provide_me};
 use crate::components::theme::{ThemeContext, initial_theme};
 use crate::pages::account::AccountPage;
 use crate::pages::areas::AreaPage;
+use crate::pages::devices::{DevicePage, DevicesPage, ServicesPage};
 use crate::pages::error::ErrorPage;
 use crate::pages::home::HomePage;
 use crate::pages::login::LoginPage;
@@ -82,11 +83,9 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                         <Route path=path!("/setup") view=SetupPage ssr=SsrMode::Async/>
                         <Route path=path!("/welcome") view=WelcomePage ssr=SsrMode::Async/>
-                        <Route
-                            path=path!("/devices")
-                            view=|| view! { <AreaPage path="/devices"/> }
-                            ssr=SsrMode::Async
-                        />
+                        <Route path=path!("/devices") view=DevicesPage ssr=SsrMode::Async/>
+                        <Route path=path!("/devices/:serial") view=DevicePage ssr=SsrMode::Async/>
+                        <Route path=path!("/services") view=ServicesPage ssr=SsrMode::Async/>
                         <Route
                             path=path!("/assign")
                             view=|| view! { <AreaPage path="/assign"/> }

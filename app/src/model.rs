@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod account;
 pub mod accounts;
+pub mod devices;
 pub mod sso;
 pub mod users;
 

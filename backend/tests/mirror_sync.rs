@@ -239,7 +239,7 @@ async fn stats(sim: &RunningSimulator) -> Value {
 
 async fn a_full_sync_then_changes_and_a_second_sync_match_the_truth(ctx: &Ctx) {
     let s = setup(ctx, simulator(501, 100_000).await, unlimited()).await;
-    let engine = SyncEngine::new(ctx.store.clone(), s.clients.clone());
+    let engine = SyncEngine::new(ctx.store.clone(), s.clients.clone(), Default::default());
 
     let first = engine
         .sync_account(s.org, s.account, SyncCause::Manual)
@@ -327,8 +327,12 @@ async fn a_sync_killed_mid_run_resumes_from_the_saved_page(ctx: &Ctx) {
         latency_ms: 40,
         ..FaultConfig::default()
     });
-    let engine =
-        SyncEngine::with_lease_ttl(ctx.store.clone(), s.clients.clone(), Duration::from_secs(2));
+    let engine = SyncEngine::with_lease_ttl(
+        ctx.store.clone(),
+        s.clients.clone(),
+        Default::default(),
+        Duration::from_secs(2),
+    );
     let task = tokio::spawn({
         let engine = engine.clone();
         let (org, account) = (s.org, s.account);
@@ -362,7 +366,12 @@ async fn a_sync_killed_mid_run_resumes_from_the_saved_page(ctx: &Ctx) {
         // dying ends it. (On SQLite the lease simply expires.)
         ctx.store.close().await;
     }
-    let engine = SyncEngine::with_lease_ttl(store.clone(), clients, Duration::from_secs(2));
+    let engine = SyncEngine::with_lease_ttl(
+        store.clone(),
+        clients,
+        Default::default(),
+        Duration::from_secs(2),
+    );
     let resumed = loop {
         match engine
             .sync_account(s.org, s.account, SyncCause::Start)
@@ -415,7 +424,7 @@ async fn apple_like_limits_are_never_exceeded(ctx: &Ctx) {
         }),
         ..FaultConfig::default()
     });
-    let engine = SyncEngine::new(ctx.store.clone(), s.clients.clone());
+    let engine = SyncEngine::new(ctx.store.clone(), s.clients.clone(), Default::default());
     let run = engine
         .sync_account(s.org, s.account, SyncCause::Manual)
         .await
@@ -433,10 +442,10 @@ async fn one_sync_per_account_at_a_time(ctx: &Ctx) {
         latency_ms: 100,
         ..FaultConfig::default()
     });
-    let first = SyncEngine::new(ctx.store.clone(), s.clients.clone());
+    let first = SyncEngine::new(ctx.store.clone(), s.clients.clone(), Default::default());
     // A second instance: its own store connection and its own lease holder.
     let other_store = ctx.reconnect().await;
-    let second = SyncEngine::new(other_store.clone(), s.clients.clone());
+    let second = SyncEngine::new(other_store.clone(), s.clients.clone(), Default::default());
     let running = tokio::spawn({
         let first = first.clone();
         let (org, account) = (s.org, s.account);

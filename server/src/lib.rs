@@ -5,6 +5,7 @@
 
 pub mod api_errors;
 pub mod auth;
+pub mod export;
 pub mod metrics;
 pub mod oidc;
 pub mod security;
@@ -26,6 +27,7 @@ use backend::accounts::Clients;
 use backend::identity::login::{Authenticator, LoginPolicy};
 use backend::identity::password::PasswordHasher;
 use backend::identity::sessions::{Clock, DbSessionStore, SessionTimeouts};
+use backend::mirror::index::DeviceIndex;
 use backend::mirror::sync::SyncEngine;
 use backend::oidc::ProviderCache;
 use backend::vault::Vault;
@@ -192,6 +194,7 @@ pub fn build_app(state: AppState) -> Router {
             },
             shell,
         ))
+        .route("/devices/export.csv", get(export::devices_csv))
         .route("/auth/oidc/start", get(oidc::start))
         .route(&callback, get(oidc::callback))
         // Innermost first: error statuses, then who is signed in (and the sign-in gate),
@@ -238,9 +241,11 @@ pub fn app_state(
         .context("cannot build the HTTP client for single sign-on")?
         .map(Arc::new);
     let clients = Clients::new(store.clone(), vault.clone());
+    let index = Arc::new(DeviceIndex::new());
     Ok(AppState {
         leptos_options: leptos_options(&config, address),
-        sync: SyncEngine::new(store.clone(), clients.clone()),
+        sync: SyncEngine::new(store.clone(), clients.clone(), index.clone()),
+        index,
         clients,
         authenticator,
         timeouts: SessionTimeouts::from(&config.auth),

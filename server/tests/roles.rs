@@ -276,6 +276,37 @@ fn server_functions() -> Vec<Row> {
             expect: INSTANCE_ADMIN,
         },
         Row {
+            path: ListDevices::PATH,
+            get: true,
+            args: |f| vec![("org", f.org.clone()), ("query", "q=C02&sort=model".into())],
+            expect: VIEW_DEVICES,
+        },
+        Row {
+            path: GetDevice::PATH,
+            get: true,
+            // No such device: past the check it is a 404.
+            args: |f| vec![("org", f.org.clone()), ("serial", "NOSUCHSERIAL".into())],
+            expect: VIEW_DEVICES,
+        },
+        Row {
+            path: ListServices::PATH,
+            get: true,
+            args: |f| vec![("org", f.org.clone())],
+            expect: VIEW_SERVICES,
+        },
+        Row {
+            path: GetSyncStatus::PATH,
+            get: true,
+            args: |f| vec![("org", f.org.clone())],
+            expect: MANAGE_ACCOUNTS,
+        },
+        Row {
+            path: SyncNow::PATH,
+            get: false,
+            args: unknown_account,
+            expect: REFRESH_FROM_APPLE,
+        },
+        Row {
             path: ListAudit::PATH,
             get: true,
             args: none,
@@ -344,6 +375,15 @@ const INSTANCE_ADMIN: [Outcome; 8] = [Out, No, No, No, No, No, No, Yes];
 /// Whoever administers some organization, or the instance.
 const ADMINISTERS_SOMETHING: [Outcome; 8] = [Out, No, No, No, No, Yes, Yes, Yes];
 
+/// The organization's device list and records (`ViewDevices`: every role).
+const VIEW_DEVICES: [Outcome; 8] = [Out, No, Yes, Yes, Yes, Yes, No, No];
+
+/// Device management services (`ViewServices`: all but viewers).
+const VIEW_SERVICES: [Outcome; 8] = [Out, No, No, Yes, Yes, Yes, No, No];
+
+/// Asking Apple for fresh data (`RefreshFromApple`: all but viewers).
+const REFRESH_FROM_APPLE: [Outcome; 8] = [Out, No, No, Yes, Yes, Yes, No, No];
+
 /// Admins of the organization only (`ManageAccounts`).
 const MANAGE_ACCOUNTS: [Outcome; 8] = [Out, No, No, No, No, Yes, No, No];
 
@@ -364,7 +404,14 @@ fn pages(f: &Fixture) -> Vec<(String, [Outcome; 8])> {
         ("/setup".into(), open),
         ("/".into(), signed_in),
         ("/welcome".into(), signed_in),
-        ("/devices".into(), signed_in),
+        // Without `org`: the viewer's first organization that allows it (the other
+        // organization's admin sees theirs); nobody's without a role anywhere.
+        ("/devices".into(), [Out, No, Yes, Yes, Yes, Yes, Yes, No]),
+        (format!("/devices?org={}", f.org), VIEW_DEVICES),
+        // No such device: past the check it is a 404.
+        (format!("/devices/{SERIAL}?org={}", f.org), VIEW_DEVICES),
+        ("/services".into(), [Out, No, No, Yes, Yes, Yes, Yes, No]),
+        (format!("/services?org={}", f.org), VIEW_SERVICES),
         ("/assign".into(), signed_in),
         ("/blueprints".into(), signed_in),
         ("/configurations".into(), signed_in),
@@ -388,9 +435,17 @@ fn pages(f: &Fixture) -> Vec<(String, [Outcome; 8])> {
 fn page_patterns(f: &Fixture) -> BTreeSet<String> {
     pages(f)
         .into_iter()
-        .map(|(path, _)| path.replace(&f.org, "{org}").replace(&f.other_org, "{org}"))
+        .map(|(path, _)| {
+            let path = path.split('?').next().unwrap_or_default();
+            path.replace(&f.org, "{org}")
+                .replace(&f.other_org, "{org}")
+                .replace(SERIAL, "{serial}")
+        })
         .collect()
 }
+
+/// A serial number no organization has, for the device page's row.
+const SERIAL: &str = "NOSUCHSERIAL";
 
 struct Mismatch {
     what: String,
@@ -498,7 +553,8 @@ fn classify_call(status: StatusCode) -> Option<Outcome> {
 fn classify_page(answer: &Answer) -> Option<Outcome> {
     let location = answer.location.as_deref().unwrap_or_default();
     match answer.status {
-        StatusCode::OK => Some(Yes),
+        // Allowed in, and the thing asked for does not exist.
+        StatusCode::OK | StatusCode::NOT_FOUND => Some(Yes),
         StatusCode::FORBIDDEN => Some(No),
         StatusCode::SEE_OTHER if location.starts_with("/login") => Some(Out),
         _ => None,

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod devices;
 pub mod preferences;
 pub mod settings;
 #[cfg(feature = "ssr")]
@@ -16,6 +17,10 @@ pub use account::{
 pub use auth::{
     CompleteSetup, GetMe, GetSignInOptions, SignIn, SignOut, complete_setup, get_me,
     get_sign_in_options, sign_in, sign_out,
+};
+pub use devices::{
+    GetDevice, GetSyncStatus, ListDevices, ListServices, SyncNow, get_device, get_sync_status,
+    list_devices, list_services, sync_now,
 };
 pub use preferences::{SetTheme, set_theme};
 pub use settings::audit::{ListAudit, list_audit};

@@ -101,7 +101,7 @@ pub fn require_user() -> Result<CurrentUser, AppError> {
 
 /// Marks the response with the refusal's status right where access is decided, so a page
 /// whose data was refused is served as 401/403 even before its error boundary renders.
-fn refuse(error: AppError) -> AppError {
+pub(crate) fn refuse(error: AppError) -> AppError {
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>()
         && let Ok(status) = http::StatusCode::from_u16(error.status())
     {

@@ -27,6 +27,8 @@ pub struct AppState {
     pub clients: Arc<Clients>,
     /// Keeps the device mirror in step with Apple; one per instance.
     pub sync: Arc<backend::mirror::sync::SyncEngine>,
+    /// The in-memory search index of the mirror (fed by `sync`).
+    pub index: Arc<backend::mirror::index::DeviceIndex>,
     /// Password and second-factor checks with throttling; one hashing pool per instance.
     pub authenticator: Authenticator,
     /// Idle and absolute session limits.

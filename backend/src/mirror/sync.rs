@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::accounts::{AccountError, ApiAccountId, Clients, sanitize_error};
+use crate::mirror::index::DeviceIndex;
 use crate::mirror::{DeviceAttributes, ServiceAttributes};
 use crate::orgs::OrgId;
 use crate::store::mirror::{Checkpoint, DeviceChange};
@@ -192,6 +193,8 @@ pub struct LiveProgress {
 pub struct SyncEngine {
     store: Arc<dyn Store>,
     clients: Arc<Clients>,
+    /// The search index the pages read; told about every row a run writes.
+    index: Arc<DeviceIndex>,
     /// Identifies this process as a lease holder.
     holder: String,
     lease_ttl: Duration,
@@ -217,19 +220,21 @@ fn now() -> i64 {
 }
 
 impl SyncEngine {
-    pub fn new(store: Arc<dyn Store>, clients: Arc<Clients>) -> Arc<Self> {
-        Self::with_lease_ttl(store, clients, LEASE_TTL)
+    pub fn new(store: Arc<dyn Store>, clients: Arc<Clients>, index: Arc<DeviceIndex>) -> Arc<Self> {
+        Self::with_lease_ttl(store, clients, index, LEASE_TTL)
     }
 
     /// An engine whose leases last `lease_ttl` (tests shorten it).
     pub fn with_lease_ttl(
         store: Arc<dyn Store>,
         clients: Arc<Clients>,
+        index: Arc<DeviceIndex>,
         lease_ttl: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             clients,
+            index,
             holder: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
             lease_ttl,
             live: Mutex::new(HashMap::new()),
@@ -414,6 +419,38 @@ impl SyncEngine {
     }
 }
 
+/// Stores one `orgDevices` page the way every run does: reads the stored hashes of the
+/// page's serials, writes only the new, changed or returning devices, and records the page
+/// with the checkpoint, all in one transaction. Returns the serials written. Public for the
+/// ingest benchmark, which measures exactly this path.
+pub async fn store_devices(
+    store: &dyn Store,
+    org: OrgId,
+    account: ApiAccountId,
+    checkpoint: &Checkpoint,
+    devices: &[DeviceAttributes],
+) -> Result<Vec<String>, StoreError> {
+    let serials: Vec<&str> = devices.iter().map(|d| d.serial.as_str()).collect();
+    let stored: HashMap<String, _> = store
+        .device_hashes(org, &serials)
+        .await?
+        .into_iter()
+        .collect();
+    let changed: Vec<DeviceAttributes> = devices
+        .iter()
+        .filter(|d| {
+            stored
+                .get(&d.serial)
+                .is_none_or(|s| s.absent || s.content_hash != d.content_hash())
+        })
+        .cloned()
+        .collect();
+    store
+        .store_device_page(org, account, checkpoint, &serials, &changed)
+        .await?;
+    Ok(changed.into_iter().map(|d| d.serial).collect())
+}
+
 /// The state of one run being walked by this process.
 struct Walk<'a> {
     engine: &'a Arc<SyncEngine>,
@@ -541,22 +578,6 @@ impl Walk<'_> {
                 .iter()
                 .map(DeviceAttributes::from_apple)
                 .collect();
-            let serials: Vec<&str> = devices.iter().map(|d| d.serial.as_str()).collect();
-            let stored: HashMap<String, _> = self
-                .store()
-                .device_hashes(self.org, &serials)
-                .await?
-                .into_iter()
-                .collect();
-            let changed: Vec<DeviceAttributes> = devices
-                .iter()
-                .filter(|d| {
-                    stored
-                        .get(&d.serial)
-                        .is_none_or(|s| s.absent || s.content_hash != d.content_hash())
-                })
-                .cloned()
-                .collect();
             let next = page.next_cursor.as_ref().map(|c| c.as_str().to_owned());
             let phase = if next.is_some() {
                 SyncPhase::Devices
@@ -564,15 +585,25 @@ impl Walk<'_> {
                 SyncPhase::ServiceList
             };
             let checkpoint = self.checkpoint(phase, next, 0)?;
-            self.store()
-                .store_device_page(self.org, self.account, &checkpoint, &serials, &changed)
-                .await?;
+            let written =
+                store_devices(self.store(), self.org, self.account, &checkpoint, &devices).await?;
+            self.refresh_index(&written).await?;
             self.advance(
                 SyncPhase::Devices,
-                serials.len() as u64,
-                changed.len() as u64,
+                devices.len() as u64,
+                written.len() as u64,
             );
         }
+    }
+
+    /// Tells the search index about rows just committed (read back as stored).
+    async fn refresh_index(&self, serials: &[String]) -> Result<(), SyncError> {
+        if serials.is_empty() {
+            return Ok(());
+        }
+        let rows = self.store().devices_by_serial(self.org, serials).await?;
+        self.engine.index.apply(self.org, &rows);
+        Ok(())
     }
 
     async fn service_list(&mut self) -> Result<(), SyncError> {
@@ -687,6 +718,10 @@ impl Walk<'_> {
         self.store()
             .finish_sync_run(self.org, self.run, &changes, released, now)
             .await?;
+        let changed: Vec<String> = changes.iter().map(|c| c.serial.clone()).collect();
+        for chunk in changed.chunks(PAGE_SIZE as usize) {
+            self.refresh_index(chunk).await?;
+        }
         tracing::info!(
             account = %self.account,
             run = self.run.0,

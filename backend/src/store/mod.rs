@@ -112,7 +112,9 @@ impl StoreError {
 /// Everything Orchard keeps in its database. Implementations must behave identically;
 /// the storage tests in `backend/tests/store.rs` run against both.
 #[async_trait]
-pub trait Store: AccountStore + IdentityStore + MirrorStore + DeviceSearch + Send + Sync + 'static {
+pub trait Store:
+    AccountStore + IdentityStore + MirrorStore + DeviceSearch + Send + Sync + 'static
+{
     /// Which database this is.
     fn kind(&self) -> DatabaseKind;
 

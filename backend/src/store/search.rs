@@ -18,7 +18,7 @@ use crate::orgs::OrgId;
 
 /// Reads of the device mirror for the device and service pages.
 #[async_trait]
-pub trait DeviceSearch {
+pub trait DeviceSearch: Send + Sync {
     /// One page of devices matching `query`, with the total count (SQL only; the in-memory
     /// [`crate::mirror::index::DeviceIndex`] answers the common cases faster and falls back here).
     async fn search_devices(&self, org: OrgId, query: &DeviceQuery) -> Result<SearchPage>;

@@ -19,6 +19,7 @@ use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+use super::sync::SyncSection;
 use super::{FieldError, SettingsNav, TextField, action_error, field_error, form_error};
 use crate::api::{
     AddApiAccount, DeleteApiAccount, RevokeApiAccount, RotateApiKey, TestApiAccount,
@@ -102,6 +103,7 @@ pub fn OrganizationPage() -> impl IntoView {
                 data.await.map(|data| view! { <OrganizationView data actions_for/> })
             })}
         </Transition>
+        <SyncSection org/>
         <AddAccountForm org add/>
     }
 }

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod audit;
 pub mod organizations;
 pub mod sso;
+pub mod sync;
 pub mod users;
 
 use leptos::prelude::*;

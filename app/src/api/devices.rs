@@ -1,0 +1,381 @@
+//! The device pages' server functions: the device list (search), a device's record, the
+//! device management services, and the sync status and "Sync now" of Settings.
+//!
+//! They read the mirror, never Apple: a page costs no request of the account's budget.
+//! `org` is the organization's id; when a page has none in its URL, the viewer's first
+//! organization (by name) whose role allows the page is used.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+
+use crate::error::AppError;
+use crate::model::devices::{AccountSync, DeviceDetail, DeviceList, ServiceList};
+
+/// One page of the device list. `query` is the page's URL query string (`q`, `family`,
+/// `status`, `service`, `source`, `added_from`, `added_to`, `absent`, `sort`, `after`,
+/// `limit`; see `backend::mirror::search::DeviceQuery::from_params`).
+#[server(input = GetUrl, prefix = "/api")]
+pub async fn list_devices(
+    #[server(default)] org: Option<String>,
+    #[server(default)] query: String,
+) -> Result<DeviceList, AppError> {
+    use backend::identity::roles::Permission;
+
+    use crate::model::devices::{DeviceRow, ServiceChoice};
+
+    let (user, org) = ssr::organization(org.as_deref(), Permission::ViewDevices).await?;
+    let query = ssr::device_query(&query)?;
+    let state = crate::ssr::state()?;
+    let store = state.store.as_ref();
+    let page = state.index.search(store, org.id, &query).await?;
+    let services = store.services(org.id).await?;
+    let name_of = |id: &Option<String>| {
+        id.as_ref()
+            .and_then(|id| services.iter().find(|s| &s.id == id))
+            .map(|s| s.name.clone())
+    };
+    Ok(DeviceList {
+        rows: page
+            .devices
+            .iter()
+            .map(|d| DeviceRow {
+                serial: d.serial.clone(),
+                model: d.model.clone(),
+                family: d.product_family.clone(),
+                status: d.status.clone(),
+                service_name: name_of(&d.service_id),
+                service_id: d.service_id.clone(),
+                added_at: d.added_at,
+                absent_since: d.absent_since,
+            })
+            .collect(),
+        total: page.total,
+        next: page.next,
+        freshness: ssr::freshness(&state, org.id).await?,
+        services: services
+            .iter()
+            .filter(|s| s.absent_since.is_none())
+            .map(|s| ServiceChoice {
+                id: s.id.clone(),
+                name: s.name.clone(),
+            })
+            .collect(),
+        may_export: user.may(org.id, Permission::ExportData),
+        org: ssr::org_ref(&org),
+    })
+}
+
+/// A device's record by serial (exact).
+#[server(input = GetUrl, prefix = "/api")]
+pub async fn get_device(
+    #[server(default)] org: Option<String>,
+    serial: String,
+) -> Result<DeviceDetail, AppError> {
+    use backend::identity::roles::Permission;
+
+    let (_, org) = ssr::organization(org.as_deref(), Permission::ViewDevices).await?;
+    let state = crate::ssr::state()?;
+    let store = state.store.as_ref();
+    let Some(d) = store.device(org.id, serial.trim()).await? else {
+        return Err(AppError::NotFound {
+            what: format!("A device with serial number {}", serial.trim()),
+        });
+    };
+    let service_name = match &d.service_id {
+        Some(id) => store
+            .services(org.id)
+            .await?
+            .into_iter()
+            .find(|s| &s.id == id)
+            .map(|s| s.name),
+        None => None,
+    };
+    Ok(DeviceDetail {
+        attributes: ssr::attributes(&d),
+        serial: d.serial,
+        model: d.model,
+        family: d.product_family,
+        status: d.status,
+        service_id: d.service_id,
+        service_name,
+        absent_since: d.absent_since,
+        first_seen_at: d.first_seen_at,
+        changed_at: d.changed_at,
+        freshness: ssr::freshness(&state, org.id).await?,
+        org: ssr::org_ref(&org),
+    })
+}
+
+/// The organization's device management services with their device counts.
+#[server(input = GetUrl, prefix = "/api")]
+pub async fn list_services(
+    #[server(default)] org: Option<String>,
+) -> Result<ServiceList, AppError> {
+    use backend::identity::roles::Permission;
+
+    use crate::model::devices::ServiceRow;
+
+    let (_, org) = ssr::organization(org.as_deref(), Permission::ViewServices).await?;
+    let state = crate::ssr::state()?;
+    let rows = state
+        .store
+        .services(org.id)
+        .await?
+        .into_iter()
+        .map(|s| ServiceRow {
+            id: s.id,
+            name: s.name,
+            server_type: s.server_type,
+            default_families: s.default_families,
+            device_count: s.device_count,
+            absent_since: s.absent_since,
+        })
+        .collect();
+    Ok(ServiceList {
+        rows,
+        freshness: ssr::freshness(&state, org.id).await?,
+        org: ssr::org_ref(&org),
+    })
+}
+
+/// The sync of each of the organization's API accounts: live progress and health.
+#[server(input = GetUrl, prefix = "/api")]
+pub async fn get_sync_status(org: String) -> Result<Vec<AccountSync>, AppError> {
+    use backend::identity::roles::Permission;
+
+    let (_, org) = ssr::organization(Some(&org), Permission::ManageAccounts).await?;
+    let state = crate::ssr::state()?;
+    ssr::account_syncs(&state, org.id).await
+}
+
+/// Starts a sync of one API account now (resuming an interrupted one). `Conflict` when one
+/// is already running.
+#[server(prefix = "/api")]
+pub async fn sync_now(org: String, account: String) -> Result<(), AppError> {
+    use backend::identity::roles::Permission;
+    use backend::mirror::sync::SyncCause;
+
+    let (_, org) = ssr::organization(Some(&org), Permission::RefreshFromApple).await?;
+    let state = crate::ssr::state()?;
+    let account = ssr::account_of(&state, org.id, &account).await?;
+    if account.revoked_at.is_some() {
+        return Err(AppError::Conflict {
+            message: "This API account is revoked; it cannot sync.".to_owned(),
+        });
+    }
+    if !state.sync.request(org.id, account.id, SyncCause::Manual) {
+        return Err(AppError::Conflict {
+            message: "A sync of this account is already running.".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(feature = "ssr")]
+pub(crate) mod ssr {
+    use backend::accounts::ApiAccountView;
+    use backend::identity::roles::Permission;
+    use backend::mirror::DeviceRecord;
+    use backend::mirror::search::DeviceQuery;
+    use backend::mirror::sync::RunState;
+    use backend::orgs::{OrgId, Organization};
+
+    use crate::error::{AppError, FieldError};
+    use crate::model::devices::{AccountSync, Freshness, OrgRef};
+    use crate::ssr::AppState;
+    use crate::ssr::auth::{CurrentUser, parse_org, refuse, require_permission, require_user};
+
+    /// The organization a page is about, and a viewer whose role there allows `permission`.
+    /// Without an id: the viewer's first organization (by name) that allows it.
+    pub async fn organization(
+        id: Option<&str>,
+        permission: Permission,
+    ) -> Result<(CurrentUser, Organization), AppError> {
+        let state = crate::ssr::state()?;
+        let store = state.store.as_ref();
+        match id.map(str::trim).filter(|id| !id.is_empty()) {
+            Some(id) => {
+                let org = parse_org(id)?;
+                let user = require_permission(org, permission)?;
+                Ok((user, store.organization(org).await?))
+            }
+            None => {
+                let user = require_user()?;
+                let mut allowed = Vec::new();
+                for org in store.list_organizations().await? {
+                    if user.may(org.id, permission) {
+                        allowed.push(org);
+                    }
+                }
+                match allowed.into_iter().next() {
+                    Some(org) => Ok((user, org)),
+                    None => {
+                        tracing::info!(user = %user.id, ?permission, "no organization allows this");
+                        Err(refuse(AppError::Forbidden))
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn org_ref(org: &Organization) -> OrgRef {
+        OrgRef {
+            id: org.id.to_string(),
+            name: org.name.clone(),
+        }
+    }
+
+    /// Parses a device list's URL query string; a bad parameter is a field error named
+    /// after it, so the page can show it next to the control.
+    pub fn device_query(query: &str) -> Result<DeviceQuery, AppError> {
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        DeviceQuery::from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(|e| {
+            AppError::Validation {
+                fields: vec![FieldError {
+                    field: e.parameter.to_owned(),
+                    message: e.message,
+                }],
+            }
+        })
+    }
+
+    /// The organization's API accounts (views: no key material).
+    async fn accounts(
+        store: &dyn backend::Store,
+        org: OrgId,
+    ) -> Result<Vec<ApiAccountView>, AppError> {
+        Ok(store
+            .list_api_accounts(org)
+            .await?
+            .into_iter()
+            .map(|r| r.view)
+            .collect())
+    }
+
+    pub fn now() -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    }
+
+    /// When the organization last synced, whether it syncs now, and its device count.
+    pub async fn freshness(state: &AppState, org: OrgId) -> Result<Freshness, AppError> {
+        let store = state.store.as_ref();
+        let mut freshness = Freshness {
+            devices: store.mirror_summary(org).await?.devices,
+            now: now(),
+            ..Freshness::default()
+        };
+        for account in accounts(store, org).await? {
+            let runs = store.sync_runs(account.id, 20).await?;
+            if runs
+                .first()
+                .is_some_and(|r| r.state == RunState::Running && r.error.is_none())
+                || state.sync.is_running(account.id)
+            {
+                freshness.syncing = true;
+            }
+            let done = runs
+                .iter()
+                .filter(|r| r.state == RunState::Succeeded)
+                .filter_map(|r| r.finished_at)
+                .max();
+            freshness.synced_at = freshness.synced_at.max(done);
+        }
+        Ok(freshness)
+    }
+
+    pub async fn account_of(
+        state: &AppState,
+        org: OrgId,
+        id: &str,
+    ) -> Result<ApiAccountView, AppError> {
+        let id = uuid::Uuid::try_parse(id.trim()).ok();
+        accounts(state.store.as_ref(), org)
+            .await?
+            .into_iter()
+            .find(|a| Some(a.id.0) == id)
+            .ok_or_else(|| AppError::NotFound {
+                what: "The API account".to_owned(),
+            })
+    }
+
+    pub async fn account_syncs(state: &AppState, org: OrgId) -> Result<Vec<AccountSync>, AppError> {
+        let store = state.store.as_ref();
+        let mut out = Vec::new();
+        for account in accounts(store, org).await? {
+            let runs = store.sync_runs(account.id, 20).await?;
+            let latest = runs.first();
+            let success = runs.iter().find(|r| r.state == RunState::Succeeded);
+            let progress = state.sync.progress(account.id).map(|p| {
+                let mut line = format!(
+                    "{} · {} pages · {} items · {:.0} items/s",
+                    p.phase.as_str().replace('_', " "),
+                    p.pages,
+                    p.items,
+                    p.rate
+                );
+                if let Some(eta) = p.eta_seconds {
+                    line.push_str(&format!(" · about {} s left", eta));
+                }
+                if p.waiting_for_budget {
+                    line.push_str(" · waiting for the request budget");
+                }
+                line
+            });
+            out.push(AccountSync {
+                account_id: account.id.to_string(),
+                account_name: account.name.clone(),
+                state: match latest {
+                    None => "never".to_owned(),
+                    Some(run) => run.state.as_str().to_owned(),
+                },
+                progress,
+                last_success_at: success.and_then(|r| r.finished_at),
+                last_duration_secs: success
+                    .and_then(|r| r.finished_at.map(|end| end - r.started_at)),
+                last_error: latest.and_then(|r| r.error.clone()),
+                rate_limited: latest.map_or(0, |r| r.rate_limited),
+                budget_wait_secs: latest.map_or(0, |r| r.budget_wait_ms / 1000),
+                devices_read: latest.map_or(0, |r| r.items),
+                rows_written: latest.map_or(0, |r| r.written),
+                now: now(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Apple's attributes of a device beyond the headline ones, labelled, in display order.
+    pub fn attributes(d: &DeviceRecord) -> Vec<(String, String)> {
+        let day = |t: Option<i64>| t.map(crate::model::devices::day);
+        let flag = |b: Option<bool>| b.map(|b| if b { "yes" } else { "no" }.to_owned());
+        [
+            ("Product type", d.product_type.clone()),
+            ("Capacity", d.capacity.clone()),
+            ("Color", d.color.clone()),
+            ("Part number", d.part_number.clone()),
+            ("Order number", d.order_number.clone()),
+            ("Ordered", day(d.ordered_at)),
+            ("Added to the organization", day(d.added_at)),
+            ("Updated at Apple", day(d.apple_updated_at)),
+            ("Purchase source", d.purchase_source_type.clone()),
+            ("Purchase source id", d.purchase_source_id.clone()),
+            ("IMEI", d.imei.clone()),
+            ("MEID", d.meid.clone()),
+            ("EID", d.eid.clone()),
+            ("Wi-Fi MAC address", d.wifi_mac.clone()),
+            ("Bluetooth MAC address", d.bluetooth_mac.clone()),
+            ("Ethernet MAC address", d.ethernet_mac.clone()),
+            ("Can migrate without erase", flag(d.migration_capable)),
+            ("Migration status", d.migration_status.clone()),
+            ("Migration deadline", day(d.migration_deadline)),
+        ]
+        .into_iter()
+        .filter_map(|(label, value)| {
+            value
+                .filter(|v| !v.is_empty())
+                .map(|v| (label.to_owned(), v))
+        })
+        .collect()
+    }
+}

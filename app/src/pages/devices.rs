@@ -1,0 +1,569 @@
+//! `/devices`: find a device while typing; `/devices/:serial`: its record; `/services`: the
+//! device management services.
+//!
+//! The list is a GET form, so the URL holds the search, filters, order and page (shareable,
+//! the back button works, and it works without JavaScript). With JavaScript, typing updates
+//! the URL after a short pause (replacing the history entry, so Back leaves the page rather
+//! than replaying keystrokes), and the list follows; the previous results stay on screen
+//! until the new ones arrive, and only the latest answer is shown however fast one types.
+//! The search box has focus on load and on "/".
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_location, use_params_map, use_query_map};
+
+use crate::api::{get_device, list_devices, list_services};
+use crate::components::fields::explain;
+use crate::error::AppError;
+use crate::model::devices::{
+    DeviceDetail, DeviceList, DeviceRow, ServiceList, day, freshness_line, thousands,
+};
+use crate::model::query_escape;
+
+/// Apple's product families, as the filter offers them.
+const FAMILIES: [&str; 6] = ["iPhone", "iPad", "Mac", "AppleTV", "Watch", "Vision"];
+/// Sort orders: URL value and label.
+const SORTS: [(&str, &str); 5] = [
+    ("serial", "Serial number"),
+    ("added_newest", "Newest first"),
+    ("added_oldest", "Oldest first"),
+    ("model", "Model"),
+    ("changed", "Last changed"),
+];
+/// Pause after the last keystroke before the list follows.
+#[cfg(feature = "hydrate")]
+const TYPING_PAUSE: std::time::Duration = std::time::Duration::from_millis(150);
+
+/// `name=value&…`, values percent-encoded.
+fn query_string(params: &[(String, String)]) -> String {
+    params
+        .iter()
+        .map(|(name, value)| format!("{name}={}", query_escape(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The current URL's parameters, in order.
+fn current_params() -> Vec<(String, String)> {
+    use_query_map().with_untracked(|q| {
+        q.clone()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    })
+}
+
+#[component]
+pub fn DevicesPage() -> impl IntoView {
+    let query = use_query_map();
+    let location = use_location();
+    let list = Resource::new(
+        move || (query.with(|q| q.get("org")), location.search.get()),
+        |(org, search)| list_devices(org, search),
+    );
+    // The form stays mounted while results change, so typing is never interrupted; it
+    // takes the organization and the service choices from the latest answer.
+    let answered = move || list.get().and_then(Result::ok);
+    let org = Signal::derive(move || {
+        answered()
+            .map(|l| l.org.id)
+            .or_else(|| query.with(|q| q.get("org")))
+            .unwrap_or_default()
+    });
+    let services = Signal::derive(move || {
+        answered()
+            .map(|l| l.services.into_iter().map(|s| (s.id, s.name)).collect())
+            .unwrap_or_default()
+    });
+    view! {
+        <Title text="Devices · Orchard"/>
+        <h1>"Devices"</h1>
+        <SearchForm org services/>
+        <Transition fallback=|| view! { <p class="status-line">"Loading devices…"</p> }>
+            {move || {
+                list.get()
+                    .map(|result| match result {
+                        Ok(list) => view! { <DeviceListView list/> }.into_any(),
+                        Err(error @ AppError::Validation { .. }) => {
+                            view! { <p class="form-error" role="alert">{explain(&error)}</p> }
+                                .into_any()
+                        }
+                        Err(error) => Err::<(), _>(error).into_view().into_any(),
+                    })
+            }}
+        </Transition>
+    }
+}
+
+#[component]
+fn DeviceListView(list: DeviceList) -> impl IntoView {
+    let DeviceList {
+        org,
+        rows,
+        total,
+        next,
+        freshness,
+        services: _,
+        may_export,
+    } = list;
+    let params = current_params();
+    let without = |names: &[&str]| -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = params
+            .iter()
+            .filter(|(k, v)| !names.contains(&k.as_str()) && !v.is_empty())
+            .cloned()
+            .collect();
+        if !out.iter().any(|(k, _)| k == "org") {
+            out.insert(0, ("org".to_owned(), org.id.clone()));
+        }
+        out
+    };
+    let first_page = params
+        .iter()
+        .any(|(k, _)| k == "after")
+        .then(|| format!("/devices?{}", query_string(&without(&["after"]))));
+    let next_page = next.map(|after| {
+        let mut p = without(&["after"]);
+        p.push(("after".to_owned(), after));
+        format!("/devices?{}", query_string(&p))
+    });
+    let export = may_export.then(|| {
+        format!(
+            "/devices/export.csv?{}",
+            query_string(&without(&["after", "limit"]))
+        )
+    });
+    let shown = rows.len();
+    let summary = match total {
+        0 => "No devices match.".to_owned(),
+        1 => "1 device matches.".to_owned(),
+        n if n as usize == shown => format!("{} devices match.", thousands(n)),
+        n => format!("{} devices match; showing {shown}.", thousands(n)),
+    };
+    let org_id = org.id.clone();
+    view! {
+        <p class="lede" data-testid="freshness">
+            {org.name.clone()} " · " {freshness_line(&freshness)} " · "
+            <a href=format!("/services?org={}", query_escape(&org.id))>"Device management services"</a>
+        </p>
+        <div class="list-summary">
+            <p role="status" data-testid="result-count">{summary}</p>
+            {export.map(|href| view! { <a class="button-link" href=href download="" rel="external">"Export CSV"</a> })}
+        </div>
+        {(!rows.is_empty()).then(move || view! {
+            <div class="table-scroll">
+                <table class="data-table device-table">
+                    <caption class="sr-only">"Devices"</caption>
+                    <thead>
+                        <tr>
+                            <th scope="col">"Serial number"</th>
+                            <th scope="col">"Model"</th>
+                            <th scope="col">"Family"</th>
+                            <th scope="col">"Status"</th>
+                            <th scope="col">"Service"</th>
+                            <th scope="col">"Added"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {rows.into_iter().map(move |row| device_row(&org_id, row)).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        })}
+        <nav class="pager" aria-label="Device list pages">
+            {first_page.map(|href| view! { <a href=href>"First page"</a> })}
+            {next_page.map(|href| view! { <a href=href rel="next">"Next page"</a> })}
+        </nav>
+    }
+}
+
+fn device_row(org: &str, row: DeviceRow) -> impl IntoView + use<> {
+    let href = format!(
+        "/devices/{}?org={}",
+        query_escape(&row.serial),
+        query_escape(org)
+    );
+    let status = match (row.absent_since, row.status.as_deref()) {
+        (Some(at), _) => format!("Released {}", day(at)),
+        (None, Some("ASSIGNED")) => "Assigned".to_owned(),
+        (None, Some("UNASSIGNED")) => "Unassigned".to_owned(),
+        (None, other) => other.unwrap_or("—").to_owned(),
+    };
+    let serial = row.serial.clone();
+    view! {
+        <tr data-serial=serial>
+            <th scope="row" class="mono"><A href=href>{row.serial}</A></th>
+            <td>{row.model.unwrap_or_default()}</td>
+            <td>{row.family.unwrap_or_default()}</td>
+            <td>{status}</td>
+            <td>{row.service_name.or(row.service_id).unwrap_or_else(|| "—".to_owned())}</td>
+            <td>{row.added_at.map(day).unwrap_or_default()}</td>
+        </tr>
+    }
+}
+
+/// The search box and filters: a GET form that also drives the list while typing.
+#[component]
+fn SearchForm(org: Signal<String>, services: Signal<Vec<(String, String)>>) -> impl IntoView {
+    let query = use_query_map();
+    let value = move |name: &str| query.with_untracked(|q| q.get(name).unwrap_or_default());
+    let families: Vec<String> = query.with_untracked(|q| q.get_all("family").unwrap_or_default());
+    let chosen = |current: &str, v: &str| current == v;
+    let status = value("status");
+    let service = value("service");
+    let sort = value("sort");
+    let input = NodeRef::<leptos::html::Input>::new();
+    let form = NodeRef::<leptos::html::Form>::new();
+    follow_typing(input, form);
+    view! {
+        <form method="get" action="/devices" node_ref=form class="filter-bar device-search" role="search">
+            <input type="hidden" name="org" prop:value=org value=org.get_untracked()/>
+            <div class="form-field search-field">
+                <label for="device-q">"Serial number, model, order number, IMEI…"</label>
+                <input
+                    id="device-q"
+                    name="q"
+                    type="search"
+                    autocomplete="off"
+                    spellcheck="false"
+                    autofocus
+                    aria-keyshortcuts="/"
+                    node_ref=input
+                    value=value("q")
+                />
+            </div>
+            <fieldset class="form-field family-filter">
+                <legend>"Product family"</legend>
+                {FAMILIES
+                    .iter()
+                    .map(|f| {
+                        let checked = families.iter().any(|c| c == f);
+                        let id = format!("family-{}", f.to_lowercase());
+                        let label_for = id.clone();
+                        view! {
+                            <label for=label_for class="check">
+                                <input id=id type="checkbox" name="family" value=*f checked=checked/>
+                                {*f}
+                            </label>
+                        }
+                    })
+                    .collect_view()}
+            </fieldset>
+            <div class="form-field">
+                <label for="device-status">"Status"</label>
+                <select id="device-status" name="status">
+                    <option value="">"Any"</option>
+                    <option value="assigned" selected=chosen(&status, "assigned")>"Assigned"</option>
+                    <option value="unassigned" selected=chosen(&status, "unassigned")>"Unassigned"</option>
+                </select>
+            </div>
+            <div class="form-field">
+                <label for="device-service">"Service"</label>
+                <select id="device-service" name="service">
+                    <option value="">"Any"</option>
+                    <option value="none" selected=chosen(&service, "none")>"No service"</option>
+                    {move || {
+                        let service = service.clone();
+                        services
+                            .get()
+                            .into_iter()
+                            .map(|(id, name)| {
+                                let selected = id == service;
+                                view! { <option value=id selected=selected>{name}</option> }
+                            })
+                            .collect_view()
+                    }}
+                </select>
+            </div>
+            <div class="form-field">
+                <label for="device-sort">"Order"</label>
+                <select id="device-sort" name="sort">
+                    {SORTS
+                        .iter()
+                        .map(|(v, label)| {
+                            let selected = chosen(&sort, v) || (sort.is_empty() && *v == "serial");
+                            view! { <option value=*v selected=selected>{*label}</option> }
+                        })
+                        .collect_view()}
+                </select>
+            </div>
+            <div class="form-actions">
+                <button type="submit">"Search"</button>
+                // A full load: the form's fields start over too.
+                <a href=move || format!("/devices?org={}", query_escape(&org.get())) rel="external">"Clear"</a>
+            </div>
+        </form>
+    }
+}
+
+/// With JavaScript: the list follows the search box after a pause in typing, and the filters
+/// as soon as they change; "/" focuses the search box. Without it the form's button submits.
+#[cfg(feature = "hydrate")]
+fn follow_typing(input: NodeRef<leptos::html::Input>, form: NodeRef<leptos::html::Form>) {
+    use leptos::ev;
+    use leptos_router::NavigateOptions;
+    use leptos_router::hooks::use_navigate;
+    use wasm_bindgen::JsCast as _;
+
+    let navigate = use_navigate();
+    let pending = StoredValue::new(None::<TimeoutHandle>);
+    // The URL of the form as it stands, minus the page cursor (a new search starts over).
+    let form_url = move || -> Option<String> {
+        let form = form.get_untracked()?;
+        let data = web_sys::FormData::new_with_form(&form).ok()?;
+        let mut params = Vec::new();
+        let entries = js_sys::try_iter(&data).ok()??;
+        for entry in entries.flatten() {
+            let pair: js_sys::Array = entry.unchecked_into();
+            let name = pair.get(0).as_string().unwrap_or_default();
+            let value = pair.get(1).as_string().unwrap_or_default();
+            if !value.is_empty() {
+                params.push((name, value));
+            }
+        }
+        Some(format!("/devices?{}", query_string(&params)))
+    };
+    let go = move || {
+        if let Some(url) = form_url() {
+            navigate(
+                &url,
+                NavigateOptions {
+                    replace: true,
+                    scroll: false,
+                    ..NavigateOptions::default()
+                },
+            );
+        }
+    };
+    let go_typing = go.clone();
+    Effect::new(move |_| {
+        let Some(field) = input.get() else { return };
+        let go = go_typing.clone();
+        let typed = move |_: web_sys::Event| {
+            if let Some(handle) = pending.get_value() {
+                handle.clear();
+            }
+            let go = go.clone();
+            pending.set_value(set_timeout_with_handle(go, TYPING_PAUSE).ok());
+        };
+        let on_input = wasm_bindgen::closure::Closure::<dyn Fn(web_sys::Event)>::new(typed);
+        let _ = field.add_event_listener_with_callback("input", on_input.as_ref().unchecked_ref());
+        on_input.forget();
+    });
+    Effect::new(move |_| {
+        let Some(form) = form.get() else { return };
+        let go_changed = go.clone();
+        let changed = wasm_bindgen::closure::Closure::<dyn Fn(web_sys::Event)>::new(
+            move |event: web_sys::Event| {
+                let is_search_box = event
+                    .target()
+                    .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+                    .is_some_and(|i| i.type_() == "search");
+                if !is_search_box {
+                    go_changed();
+                }
+            },
+        );
+        let _ = form.add_event_listener_with_callback("change", changed.as_ref().unchecked_ref());
+        changed.forget();
+        // Enter or the button: the same navigation, without a full page load.
+        let go = go.clone();
+        let submitted = wasm_bindgen::closure::Closure::<dyn Fn(web_sys::Event)>::new(
+            move |event: web_sys::Event| {
+                event.prevent_default();
+                go();
+            },
+        );
+        let _ = form.add_event_listener_with_callback("submit", submitted.as_ref().unchecked_ref());
+        submitted.forget();
+    });
+    let handle = window_event_listener(ev::keydown, move |event| {
+        if event.key() != "/" || event.ctrl_key() || event.meta_key() || event.alt_key() {
+            return;
+        }
+        let typing = event
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .is_some_and(|e| matches!(e.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"));
+        if typing {
+            return;
+        }
+        if let Some(field) = input.get_untracked() {
+            event.prevent_default();
+            let _ = field.focus();
+            field.select();
+        }
+    });
+    on_cleanup(move || handle.remove());
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn follow_typing(_: NodeRef<leptos::html::Input>, _: NodeRef<leptos::html::Form>) {}
+
+#[component]
+pub fn DevicePage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let device = Resource::new(
+        move || {
+            (
+                query.with(|q| q.get("org")),
+                params.with(|p| p.get("serial").unwrap_or_default()),
+            )
+        },
+        |(org, serial)| get_device(org, serial),
+    );
+    view! {
+        <Title text="Device · Orchard"/>
+        <Suspense fallback=|| view! { <p class="status-line">"Loading the device…"</p> }>
+            {move || {
+                device.get().map(|result| match result {
+                    Ok(device) => view! { <DeviceView device/> }.into_any(),
+                    Err(error) => Err::<(), _>(error).into_view().into_any(),
+                })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn DeviceView(device: DeviceDetail) -> impl IntoView {
+    let DeviceDetail {
+        org,
+        serial,
+        model,
+        family,
+        status,
+        service_id,
+        service_name,
+        absent_since,
+        attributes,
+        first_seen_at,
+        changed_at,
+        freshness,
+    } = device;
+    let back = format!("/devices?org={}", query_escape(&org.id));
+    let assignment = match (status.as_deref(), service_id) {
+        (_, Some(id)) => {
+            let href = format!(
+                "/devices?org={}&service={}",
+                query_escape(&org.id),
+                query_escape(&id)
+            );
+            let name = service_name.unwrap_or_else(|| id.clone());
+            view! { <span>"Assigned to " <a href=href>{name}</a></span> }.into_any()
+        }
+        (Some("ASSIGNED"), None) => {
+            view! { <span>"Assigned (service not synced yet)"</span> }.into_any()
+        }
+        _ => view! { <span>"Not assigned to a device management service"</span> }.into_any(),
+    };
+    view! {
+        <Title text=format!("{serial} · Devices · Orchard")/>
+        <p class="breadcrumb"><a href=back>"Devices"</a></p>
+        <h1 class="mono">{serial.clone()}</h1>
+        <p class="lede">
+            {[model, family].into_iter().flatten().collect::<Vec<_>>().join(" · ")}
+        </p>
+        {absent_since.map(|at| view! {
+            <p class="notice" role="status">
+                {format!("Apple no longer returns this device (released from the organization) since {}.", day(at))}
+            </p>
+        })}
+        <p data-testid="assignment">{assignment}</p>
+        <dl class="attributes">
+            {attributes
+                .into_iter()
+                .map(|(label, value)| view! { <dt>{label}</dt> <dd>{value}</dd> })
+                .collect_view()}
+            <dt>"First seen by Orchard"</dt>
+            <dd>{day(first_seen_at)}</dd>
+            <dt>"Last changed in Orchard's copy"</dt>
+            <dd>{day(changed_at)}</dd>
+        </dl>
+        <p class="status-line">{freshness_line(&freshness)}</p>
+    }
+}
+
+#[component]
+pub fn ServicesPage() -> impl IntoView {
+    let query = use_query_map();
+    let list = Resource::new(move || query.with(|q| q.get("org")), list_services);
+    view! {
+        <Title text="Device management services · Orchard"/>
+        <h1>"Device management services"</h1>
+        <Suspense fallback=|| view! { <p class="status-line">"Loading services…"</p> }>
+            {move || {
+                list.get().map(|result| match result {
+                    Ok(list) => view! { <ServicesView list/> }.into_any(),
+                    Err(error) => Err::<(), _>(error).into_view().into_any(),
+                })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ServicesView(list: ServiceList) -> impl IntoView {
+    let ServiceList {
+        org,
+        rows,
+        freshness,
+    } = list;
+    let devices_of = {
+        let org = org.id.clone();
+        move |service: &str| {
+            format!(
+                "/devices?org={}&service={}",
+                query_escape(&org),
+                query_escape(service)
+            )
+        }
+    };
+    let unassigned = devices_of("none");
+    view! {
+        <p class="lede">{org.name.clone()} " · " {freshness_line(&freshness)}</p>
+        {if rows.is_empty() {
+            view! { <p class="notice">"No device management services are mirrored yet."</p> }.into_any()
+        } else {
+            view! {
+                <div class="table-scroll">
+                    <table class="data-table">
+                        <caption class="sr-only">"Device management services"</caption>
+                        <thead>
+                            <tr>
+                                <th scope="col">"Service"</th>
+                                <th scope="col">"Type"</th>
+                                <th scope="col">"Default product families"</th>
+                                <th scope="col" class="numeric">"Devices"</th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {rows
+                                .into_iter()
+                                .map(|s| {
+                                    let href = devices_of(&s.id);
+                                    let name = match s.absent_since {
+                                        Some(at) => format!("{} (removed {})", s.name, day(at)),
+                                        None => s.name,
+                                    };
+                                    view! {
+                                        <tr>
+                                            <th scope="row">{name}</th>
+                                            <td>{s.server_type.unwrap_or_default()}</td>
+                                            <td>{s.default_families.unwrap_or_default()}</td>
+                                            <td class="numeric"><a href=href>{thousands(s.device_count)}</a></td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            }
+                .into_any()
+        }}
+        <p><a href=unassigned>"Devices in no service"</a></p>
+    }
+}

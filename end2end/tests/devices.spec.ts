@@ -1,0 +1,91 @@
+// The helpdesk's question, "where is serial X?", in both projects (JavaScript off and
+// hydrated): a helpdesk user signs in, types part of a serial, sees the device appear,
+// exports exactly the filtered list as CSV, and opens the device's record. The data is the
+// demo organization, synced from the built-in simulator when the server starts.
+import { readFileSync } from "node:fs";
+import { test, expect } from "../fixtures/orchard";
+import { signInAtProvider } from "../fixtures/auth";
+
+test("helpdesk finds a device while typing, exports the filtered list and opens the device", async ({
+  page,
+  shell,
+  javaScriptEnabled,
+  expectAccessible,
+}) => {
+  await shell.goto("/login?next=/devices");
+  await page.getByRole("link", { name: "Sign in with Test SSO" }).click();
+  await signInAtProvider(page, "hank");
+  await expect(page).toHaveURL(/\/devices$/);
+  await shell.ready();
+  await expect(shell.heading).toHaveText("Devices");
+
+  // The first sync of the demo organization starts with the server; wait for it.
+  await expect(async () => {
+    await shell.goto("/devices");
+    await expect(page.getByTestId("freshness")).toContainText("Synced", { timeout: 1_000 });
+  }).toPass({ timeout: 60_000 });
+  await expect(page.getByTestId("freshness")).toContainText("500 devices");
+  await expectAccessible();
+
+  const box = page.getByRole("searchbox", { name: /Serial number, model/ });
+  await expect(box).toBeFocused();
+  const serial = (await page.locator("tbody tr").first().getAttribute("data-serial"))!;
+  expect(serial).toMatch(/^[A-Z0-9]{8,14}$/);
+  const part = serial.slice(3, 8);
+
+  if (javaScriptEnabled) {
+    // "/" brings the focus back to the search box from anywhere on the page.
+    await shell.heading.click();
+    await expect(box).not.toBeFocused();
+    await page.keyboard.press("/");
+    await expect(box).toBeFocused();
+    // Results follow the typing, with no button pressed.
+    await box.pressSequentially(part, { delay: 40 });
+    await expect(page).toHaveURL(new RegExp(`[?&]q=${part}(&|$)`));
+  } else {
+    await box.fill(part);
+    await page.getByRole("button", { name: "Search", exact: true }).click();
+    await expect(page).toHaveURL(new RegExp(`[?&]q=${part}(&|$)`));
+  }
+  const row = page.locator(`tbody tr[data-serial="${serial}"]`);
+  await expect(row).toBeVisible();
+  const count = page.getByTestId("result-count");
+  await expect(count).toHaveText(/^(1 device matches|\d+ devices match)/);
+  const matches = Number((await count.textContent())!.match(/^(\d+)/)![1]);
+  expect(matches).toBeLessThan(500);
+  await expect(page.locator("tbody tr")).toHaveCount(Math.min(matches, 50));
+
+  // The export holds exactly the filtered devices.
+  const downloading = page.waitForEvent("download");
+  await page.getByRole("link", { name: "Export CSV" }).click();
+  const download = await downloading;
+  expect(download.suggestedFilename()).toBe("demo-organization-devices.csv");
+  const csv = readFileSync((await download.path())!, "utf8").trimEnd().split("\r\n");
+  expect(csv[0]).toBe(
+    "serial_number,model,product_family,product_type,capacity,color,status,service_id,service_name,part_number,order_number,purchase_source_type,purchase_source_id,added_to_org,imei,meid,eid,released_since",
+  );
+  expect(csv).toHaveLength(matches + 1);
+  expect(csv.some((line) => line.startsWith(`${serial},`))).toBe(true);
+
+  // The device's record.
+  await row.getByRole("link", { name: serial, exact: true }).click();
+  await expect(page).toHaveURL(new RegExp(`/devices/${serial}\\?org=`));
+  await shell.ready();
+  await expect(shell.heading).toHaveText(serial);
+  await expect(page.getByTestId("assignment")).toContainText(/Assigned to|Not assigned/);
+  await expect(page.getByText("Added to the organization")).toBeVisible();
+  await expectAccessible();
+
+  // Back to the list: the search is still in the URL.
+  await page.locator(".breadcrumb").getByRole("link", { name: "Devices" }).click();
+  await expect(page).toHaveURL(/\/devices\?org=/);
+});
+
+test("a bad filter in the URL is explained, not a crash", async ({ page, shell }) => {
+  await shell.goto("/login?next=/devices%3Fsort%3Dsideways");
+  await page.getByRole("link", { name: "Sign in with Test SSO" }).click();
+  await signInAtProvider(page, "hank");
+  await shell.ready();
+  await expect(page.getByRole("alert")).toContainText("unknown sort `sideways`");
+  await expect(page.getByRole("searchbox", { name: /Serial number, model/ })).toBeVisible();
+});
