@@ -103,7 +103,11 @@ impl DeviceIndex {
             Plan::Page { serials, total } => {
                 let limit = query.limit.max(1) as usize;
                 let wanted = &serials[..serials.len().min(limit)];
-                let mut rows = store.devices_by_serial(org, wanted).await?;
+                let mut rows = if wanted.is_empty() {
+                    Vec::new()
+                } else {
+                    store.devices_by_serial(org, wanted).await?
+                };
                 if rows.len() != wanted.len() {
                     // The index knows a serial the mirror does not: answer from SQL.
                     return Ok((store.search_devices(org, query).await?, SearchPath::Sql));
@@ -122,7 +126,11 @@ impl DeviceIndex {
                 Ok((page, SearchPath::Index))
             }
             Plan::Rows(serials) => {
-                let rows = store.devices_by_serial(org, &serials).await?;
+                let rows = if serials.is_empty() {
+                    Vec::new()
+                } else {
+                    store.devices_by_serial(org, &serials).await?
+                };
                 let matching = rows.into_iter().filter(|d| query.matches(d)).collect();
                 Ok((page_of(query, matching), SearchPath::IndexRows))
             }

@@ -91,7 +91,8 @@ impl DeviceSearch for PostgresStore {
 
     async fn devices_by_serial(&self, org: OrgId, serials: &[String]) -> Result<Vec<DeviceRecord>> {
         let sql = format!(
-            "SELECT {DEVICE_COLUMNS} FROM mirror_devices WHERE org_id = $1 AND serial = ANY($2)"
+            "SELECT {DEVICE_COLUMNS} FROM (SELECT DISTINCT s FROM UNNEST($2::text[]) AS u (s)) AS wanted \
+             JOIN mirror_devices ON org_id = $1 AND serial = wanted.s"
         );
         Ok(sqlx::query_as::<_, DeviceRow>(&sql)
             .bind(org.0)
