@@ -12,6 +12,7 @@
 //!   cargo bench -p backend --bench ingest
 //!   ORCHARD_BENCH_DEVICES=200000   fewer devices (default 1,000,000)
 //!   ORCHARD_TEST_POSTGRES_URL=...  also on PostgreSQL (make bench sets it when it answers)
+#![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -253,9 +253,9 @@ impl MirrorStore for PostgresStore {
                  content_hash = excluded.content_hash, changed_at = excluded.changed_at, \
                  absent_since = NULL",
             )
-            .bind(&org)
+            .bind(org)
             .bind(&d.serial)
-            .bind(&account)
+            .bind(account)
             .bind(&d.model)
             .bind(&d.product_family)
             .bind(&d.product_type)
@@ -314,9 +314,9 @@ impl MirrorStore for PostgresStore {
                     OR mirror_services.absent_since IS NOT NULL \
                     OR mirror_services.account_id <> excluded.account_id",
             )
-            .bind(&org)
+            .bind(org)
             .bind(&s.id)
-            .bind(&account)
+            .bind(account)
             .bind(&s.name)
             .bind(&s.server_type)
             .bind(&s.default_families)
@@ -333,8 +333,8 @@ impl MirrorStore for PostgresStore {
              AND absent_since IS NULL AND NOT (id = ANY($4))",
         )
         .bind(checkpoint.now)
-        .bind(&org)
-        .bind(&account)
+        .bind(org)
+        .bind(account)
         .bind(&ids)
         .execute(&mut *tx)
         .await
@@ -418,7 +418,7 @@ impl MirrorStore for PostgresStore {
             )
             .bind(change.absent_since)
             .bind(&change.service_id)
-            .bind(&org)
+            .bind(org)
             .bind(&change.serial)
             .execute(&mut *tx)
             .await
