@@ -262,9 +262,11 @@ mod tests {
         push_cell(&mut out, "=HYPERLINK(\"x\")");
         out.push(',');
         push_cell(&mut out, "-2085650007946880");
+        out.push(',');
+        push_cell(&mut out, "-1+cmd|' /C calc'!A0");
         assert_eq!(
             out,
-            "C02XL0GSJGH5,\"iMac 21.5\"\"\",\"'=HYPERLINK(\"\"x\"\")\",\"'-2085650007946880\""
+            "C02XL0GSJGH5,\"iMac 21.5\"\"\",\"'=HYPERLINK(\"\"x\"\")\",-2085650007946880,\"'-1+cmd|' /C calc'!A0\""
         );
     }
 

@@ -84,6 +84,7 @@ pub async fn serve_with_listener(
         .context("cannot create the first-run setup link")?;
     let state = app_state(config, store.clone(), vault, address)?;
     let housekeeping = spawn_housekeeping(&state);
+    let preload = spawn_index_preload(&state);
     let scheduler = state.config.mirror.schedule.then(|| {
         tokio::spawn(state.sync.clone().schedule(
             state.config.mirror.sync_interval(),
@@ -118,6 +119,7 @@ pub async fn serve_with_listener(
         }
     }
     housekeeping.abort();
+    preload.abort();
     if let Some(scheduler) = scheduler {
         // A sync in progress stops here; its checkpoint makes the next start resume it.
         scheduler.abort();
@@ -304,6 +306,39 @@ fn identity_store(store: &Arc<dyn Store>) -> Arc<dyn backend::store::IdentitySto
 }
 
 /// Background upkeep: expired sessions and old sign-in attempts are deleted periodically.
+/// Builds every organization's search index in the background at start (seconds for a
+/// million devices), so the first search of the day does not pay for it; searches before
+/// it is ready are answered by SQL.
+fn spawn_index_preload(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let (store, index) = (state.store.clone(), state.index.clone());
+    tokio::spawn(async move {
+        let orgs = match store.list_organizations().await {
+            Ok(orgs) => orgs,
+            Err(err) => {
+                tracing::warn!(
+                    error = &err as &dyn std::error::Error,
+                    "search index preload"
+                );
+                return;
+            }
+        };
+        for org in orgs {
+            let started = std::time::Instant::now();
+            match index.load(store.as_ref(), org.id).await {
+                Ok(()) => tracing::info!(
+                    org = %org.id,
+                    ms = started.elapsed().as_millis() as u64,
+                    bytes = index.memory_bytes(org.id).unwrap_or(0),
+                    "search index ready"
+                ),
+                Err(err) => {
+                    tracing::warn!(org = %org.id, error = &err as &dyn std::error::Error, "search index preload");
+                }
+            }
+        }
+    })
+}
+
 fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
     let sessions = DbSessionStore::new(identity_store(&state.store), Clock::system());
     let store = identity_store(&state.store);

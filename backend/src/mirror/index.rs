@@ -205,8 +205,13 @@ impl DeviceIndex {
             }
             loading.insert(org, Vec::new());
         }
+        // If this future is dropped mid-build (the request was cancelled), the guard takes
+        // the organization out of `loading`, so the next search builds it again instead of
+        // falling back to SQL for good.
+        let guard = LoadingGuard { index: self, org };
         let mut index = OrgIndex::default();
         let built = store.for_each_device(org, &mut |d| index.insert(&d)).await;
+        std::mem::forget(guard);
         let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
         let queued = loading.remove(&org).unwrap_or_default();
         built?;
@@ -220,6 +225,22 @@ impl DeviceIndex {
             .insert(org, index.clone());
         drop(loading);
         Ok(Some(index))
+    }
+}
+
+/// Removes an organization from [`DeviceIndex::loading`] when its build is abandoned.
+struct LoadingGuard<'a> {
+    index: &'a DeviceIndex,
+    org: OrgId,
+}
+
+impl Drop for LoadingGuard<'_> {
+    fn drop(&mut self) {
+        self.index
+            .loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.org);
     }
 }
 
