@@ -282,6 +282,12 @@ fn server_functions() -> Vec<Row> {
             expect: VIEW_DEVICES,
         },
         Row {
+            path: GetDeviceFilters::PATH,
+            get: true,
+            args: |f| vec![("org", f.org.clone())],
+            expect: VIEW_DEVICES,
+        },
+        Row {
             path: GetDevice::PATH,
             get: true,
             // No such device: past the check it is a 404.

@@ -9,7 +9,9 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 
 use crate::error::AppError;
-use crate::model::devices::{AccountSync, DeviceDetail, DeviceList, ServiceList};
+use crate::model::devices::{
+    AccountSync, DeviceDetail, DeviceFilterChoices, DeviceList, ServiceList,
+};
 
 /// One page of the device list. `query` is the page's URL query string (`q`, `family`,
 /// `status`, `service`, `source`, `added_from`, `added_to`, `absent`, `sort`, `after`,
@@ -21,7 +23,7 @@ pub async fn list_devices(
 ) -> Result<DeviceList, AppError> {
     use backend::identity::roles::Permission;
 
-    use crate::model::devices::{DeviceRow, ServiceChoice};
+    use crate::model::devices::DeviceRow;
 
     let (user, org) = ssr::organization(org.as_deref(), Permission::ViewDevices).await?;
     let query = ssr::device_query(&query)?;
@@ -52,15 +54,32 @@ pub async fn list_devices(
         total: page.total,
         next: page.next,
         freshness: ssr::freshness(&state, org.id).await?,
+        may_export: user.may(org.id, Permission::ExportData),
+        org: ssr::org_ref(&org),
+    })
+}
+
+/// The organization and the service choices of the device list's filter form.
+#[server(input = GetUrl, prefix = "/api")]
+pub async fn get_device_filters(
+    #[server(default)] org: Option<String>,
+) -> Result<DeviceFilterChoices, AppError> {
+    use backend::identity::roles::Permission;
+
+    use crate::model::devices::ServiceChoice;
+
+    let (_, org) = ssr::organization(org.as_deref(), Permission::ViewDevices).await?;
+    let state = crate::ssr::state()?;
+    let services = state.store.services(org.id).await?;
+    Ok(DeviceFilterChoices {
         services: services
-            .iter()
+            .into_iter()
             .filter(|s| s.absent_since.is_none())
             .map(|s| ServiceChoice {
-                id: s.id.clone(),
-                name: s.name.clone(),
+                id: s.id,
+                name: s.name,
             })
             .collect(),
-        may_export: user.may(org.id, Permission::ExportData),
         org: ssr::org_ref(&org),
     })
 }
@@ -228,6 +247,7 @@ pub(crate) mod ssr {
     /// Parses a device list's URL query string; a bad parameter is a field error named
     /// after it, so the page can show it next to the control.
     pub fn device_query(query: &str) -> Result<DeviceQuery, AppError> {
+        let query = query.strip_prefix('?').unwrap_or(query);
         let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();

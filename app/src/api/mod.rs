@@ -19,8 +19,8 @@ pub use auth::{
     get_sign_in_options, sign_in, sign_out,
 };
 pub use devices::{
-    GetDevice, GetSyncStatus, ListDevices, ListServices, SyncNow, get_device, get_sync_status,
-    list_devices, list_services, sync_now,
+    GetDevice, GetDeviceFilters, GetSyncStatus, ListDevices, ListServices, SyncNow, get_device,
+    get_device_filters, get_sync_status, list_devices, list_services, sync_now,
 };
 pub use preferences::{SetTheme, set_theme};
 pub use settings::audit::{ListAudit, list_audit};

@@ -60,9 +60,15 @@ pub struct DeviceList {
     /// The `after` cursor of the next page.
     pub next: Option<String>,
     pub freshness: Freshness,
-    pub services: Vec<ServiceChoice>,
     /// The viewer may export CSV.
     pub may_export: bool,
+}
+
+/// What the device list's filter form offers: the organization and its services.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceFilterChoices {
+    pub org: OrgRef,
+    pub services: Vec<ServiceChoice>,
 }
 
 /// A device's full record, as the mirror holds it.

@@ -13,7 +13,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_location, use_params_map, use_query_map};
 
-use crate::api::{get_device, list_devices, list_services};
+use crate::api::{get_device, get_device_filters, list_devices, list_services};
 use crate::components::fields::explain;
 use crate::error::AppError;
 use crate::model::devices::{
@@ -58,28 +58,27 @@ fn current_params() -> Vec<(String, String)> {
 pub fn DevicesPage() -> impl IntoView {
     let query = use_query_map();
     let location = use_location();
+    let org = move || query.with(|q| q.get("org"));
     let list = Resource::new(
-        move || (query.with(|q| q.get("org")), location.search.get()),
+        move || (org(), location.search.get()),
         |(org, search)| list_devices(org, search),
     );
-    // The form stays mounted while results change, so typing is never interrupted; it
-    // takes the organization and the service choices from the latest answer.
-    let answered = move || list.get().and_then(Result::ok);
-    let org = Signal::derive(move || {
-        answered()
-            .map(|l| l.org.id)
-            .or_else(|| query.with(|q| q.get("org")))
-            .unwrap_or_default()
-    });
-    let services = Signal::derive(move || {
-        answered()
-            .map(|l| l.services.into_iter().map(|s| (s.id, s.name)).collect())
-            .unwrap_or_default()
-    });
+    // The form has its own data, which depends on the organization only: it stays mounted
+    // while the results change, so typing is never interrupted.
+    let choices = Resource::new(org, get_device_filters);
     view! {
         <Title text="Devices · Orchard"/>
         <h1>"Devices"</h1>
-        <SearchForm org services/>
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                choices
+                    .await
+                    .map(|c| {
+                        let services = c.services.into_iter().map(|s| (s.id, s.name)).collect();
+                        view! { <SearchForm org=c.org.id services/> }
+                    })
+            })}
+        </Suspense>
         <Transition fallback=|| view! { <p class="status-line">"Loading devices…"</p> }>
             {move || {
                 list.get()
@@ -104,7 +103,6 @@ fn DeviceListView(list: DeviceList) -> impl IntoView {
         total,
         next,
         freshness,
-        services: _,
         may_export,
     } = list;
     let params = current_params();
@@ -149,7 +147,7 @@ fn DeviceListView(list: DeviceList) -> impl IntoView {
         </p>
         <div class="list-summary">
             <p role="status" data-testid="result-count">{summary}</p>
-            {export.map(|href| view! { <a class="button-link" href=href download="" rel="external">"Export CSV"</a> })}
+            {export.map(|href| view! { <a class="button-link" href=href rel="external">"Export CSV"</a> })}
         </div>
         {(!rows.is_empty()).then(move || view! {
             <div class="table-scroll">
@@ -205,7 +203,7 @@ fn device_row(org: &str, row: DeviceRow) -> impl IntoView + use<> {
 
 /// The search box and filters: a GET form that also drives the list while typing.
 #[component]
-fn SearchForm(org: Signal<String>, services: Signal<Vec<(String, String)>>) -> impl IntoView {
+fn SearchForm(org: String, services: Vec<(String, String)>) -> impl IntoView {
     let query = use_query_map();
     let value = move |name: &str| query.with_untracked(|q| q.get(name).unwrap_or_default());
     let families: Vec<String> = query.with_untracked(|q| q.get_all("family").unwrap_or_default());
@@ -218,7 +216,7 @@ fn SearchForm(org: Signal<String>, services: Signal<Vec<(String, String)>>) -> i
     follow_typing(input, form);
     view! {
         <form method="get" action="/devices" node_ref=form class="filter-bar device-search" role="search">
-            <input type="hidden" name="org" prop:value=org value=org.get_untracked()/>
+            <input type="hidden" name="org" value=org.clone()/>
             <div class="form-field search-field">
                 <label for="device-q">"Serial number, model, order number, IMEI…"</label>
                 <input
@@ -263,17 +261,13 @@ fn SearchForm(org: Signal<String>, services: Signal<Vec<(String, String)>>) -> i
                 <select id="device-service" name="service">
                     <option value="">"Any"</option>
                     <option value="none" selected=chosen(&service, "none")>"No service"</option>
-                    {move || {
-                        let service = service.clone();
-                        services
-                            .get()
-                            .into_iter()
-                            .map(|(id, name)| {
-                                let selected = id == service;
-                                view! { <option value=id selected=selected>{name}</option> }
-                            })
-                            .collect_view()
-                    }}
+                    {services
+                        .into_iter()
+                        .map(|(id, name)| {
+                            let selected = id == service;
+                            view! { <option value=id selected=selected>{name}</option> }
+                        })
+                        .collect_view()}
                 </select>
             </div>
             <div class="form-field">
@@ -291,7 +285,7 @@ fn SearchForm(org: Signal<String>, services: Signal<Vec<(String, String)>>) -> i
             <div class="form-actions">
                 <button type="submit">"Search"</button>
                 // A full load: the form's fields start over too.
-                <a href=move || format!("/devices?org={}", query_escape(&org.get())) rel="external">"Clear"</a>
+                <a href=format!("/devices?org={}", query_escape(&org)) rel="external">"Clear"</a>
             </div>
         </form>
     }
