@@ -221,9 +221,10 @@ impl Export {
 fn futures_stream(
     export: Export,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    futures::stream::unfold(export, |mut export| async move {
+    // Fused: the compression layer polls once more after the end.
+    futures::StreamExt::fuse(futures::stream::unfold(export, |mut export| async move {
         export.next_chunk().await.map(|chunk| (chunk, export))
-    })
+    }))
 }
 
 /// One CSV cell: formula-looking text defused, quoted when needed.
