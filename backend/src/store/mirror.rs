@@ -158,3 +158,36 @@ pub trait MirrorStore: Send + Sync {
     /// Gives the lease back (only if `holder` holds it).
     async fn release_sync_lease(&self, account: ApiAccountId, holder: &str) -> Result<()>;
 }
+
+/// Binds a device's columns after `org_id, serial, account_id`, in the order of the upsert's
+/// column list (`sqlite_mirror::UPSERT_HEAD`), for either database's query builder.
+macro_rules! push_device_columns {
+    ($row:ident, $d:ident, $now:expr) => {
+        $row.push_bind(&$d.model)
+            .push_bind(&$d.product_family)
+            .push_bind(&$d.product_type)
+            .push_bind(&$d.capacity)
+            .push_bind(&$d.part_number)
+            .push_bind(&$d.order_number)
+            .push_bind(&$d.color)
+            .push_bind(&$d.status)
+            .push_bind(&$d.purchase_source_id)
+            .push_bind(&$d.purchase_source_type)
+            .push_bind(&$d.imei)
+            .push_bind(&$d.meid)
+            .push_bind(&$d.eid)
+            .push_bind(&$d.wifi_mac)
+            .push_bind(&$d.bluetooth_mac)
+            .push_bind(&$d.ethernet_mac)
+            .push_bind($d.migration_capable)
+            .push_bind(&$d.migration_status)
+            .push_bind($d.added_at)
+            .push_bind($d.ordered_at)
+            .push_bind($d.apple_updated_at)
+            .push_bind($d.migration_deadline)
+            .push_bind($d.content_hash())
+            .push_bind($now)
+            .push_bind($now);
+    };
+}
+pub(super) use push_device_columns;

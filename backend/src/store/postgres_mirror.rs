@@ -8,14 +8,19 @@ use async_trait::async_trait;
 use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::mirror::{Checkpoint, DeviceChange, MirrorStore, PresentDevice, StoredHash};
+use super::mirror::{
+    Checkpoint, DeviceChange, MirrorStore, PresentDevice, StoredHash, push_device_columns,
+};
 use super::{PostgresStore, Result, StoreError};
 use crate::accounts::ApiAccountId;
 use crate::mirror::sync::{RunId, RunState, SyncCause, SyncPhase, SyncRun};
 use crate::mirror::{DeviceAttributes, ServiceAttributes};
 use crate::orgs::OrgId;
 
-use super::sqlite_mirror::RUN_COLUMNS;
+use super::sqlite_mirror::{RUN_COLUMNS, UPSERT_HEAD, UPSERT_TAIL};
+
+/// Devices per multi-row upsert (28 parameters each; PostgreSQL allows 65535 per statement).
+const UPSERT_ROWS: usize = 250;
 
 #[derive(FromRow)]
 struct RunRow {
@@ -228,62 +233,20 @@ impl MirrorStore for PostgresStore {
         let org = org.0;
         let account = account.0;
         let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
-        for d in changed {
-            sqlx::query(
-                "INSERT INTO mirror_devices (org_id, serial, account_id, model, product_family, \
-                 product_type, capacity, part_number, order_number, color, status, \
-                 purchase_source_id, purchase_source_type, imei, meid, eid, wifi_mac, \
-                 bluetooth_mac, ethernet_mac, migration_capable, migration_status, added_at, \
-                 ordered_at, apple_updated_at, migration_deadline, content_hash, first_seen_at, \
-                 changed_at, absent_since) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, NULL) \
-                 ON CONFLICT (org_id, serial) DO UPDATE SET account_id = excluded.account_id, \
-                 model = excluded.model, product_family = excluded.product_family, \
-                 product_type = excluded.product_type, capacity = excluded.capacity, \
-                 part_number = excluded.part_number, order_number = excluded.order_number, \
-                 color = excluded.color, status = excluded.status, \
-                 purchase_source_id = excluded.purchase_source_id, \
-                 purchase_source_type = excluded.purchase_source_type, imei = excluded.imei, \
-                 meid = excluded.meid, eid = excluded.eid, wifi_mac = excluded.wifi_mac, \
-                 bluetooth_mac = excluded.bluetooth_mac, ethernet_mac = excluded.ethernet_mac, \
-                 migration_capable = excluded.migration_capable, \
-                 migration_status = excluded.migration_status, added_at = excluded.added_at, \
-                 ordered_at = excluded.ordered_at, apple_updated_at = excluded.apple_updated_at, \
-                 migration_deadline = excluded.migration_deadline, \
-                 content_hash = excluded.content_hash, changed_at = excluded.changed_at, \
-                 absent_since = NULL",
-            )
-            .bind(org)
-            .bind(&d.serial)
-            .bind(account)
-            .bind(&d.model)
-            .bind(&d.product_family)
-            .bind(&d.product_type)
-            .bind(&d.capacity)
-            .bind(&d.part_number)
-            .bind(&d.order_number)
-            .bind(&d.color)
-            .bind(&d.status)
-            .bind(&d.purchase_source_id)
-            .bind(&d.purchase_source_type)
-            .bind(&d.imei)
-            .bind(&d.meid)
-            .bind(&d.eid)
-            .bind(&d.wifi_mac)
-            .bind(&d.bluetooth_mac)
-            .bind(&d.ethernet_mac)
-            .bind(d.migration_capable)
-            .bind(&d.migration_status)
-            .bind(d.added_at)
-            .bind(d.ordered_at)
-            .bind(d.apple_updated_at)
-            .bind(d.migration_deadline)
-            .bind(d.content_hash())
-            .bind(checkpoint.now)
-            .bind(checkpoint.now)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::Database)?;
+        // A few multi-row statements per page rather than one per device: the per-statement
+        // round trip, not the writing, is what a page of new devices costs.
+        for rows in changed.chunks(UPSERT_ROWS) {
+            let mut insert = sqlx::QueryBuilder::new(UPSERT_HEAD);
+            insert.push_values(rows, |mut row, d| {
+                row.push_bind(org).push_bind(&d.serial).push_bind(account);
+                push_device_columns!(row, d, checkpoint.now);
+            });
+            insert.push(UPSERT_TAIL);
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Database)?;
         }
         add_page(&mut tx, checkpoint.run, None, page_serials).await?;
         advance(&mut tx, checkpoint, page_serials.len(), changed.len()).await?;
