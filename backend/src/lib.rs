@@ -8,6 +8,7 @@ pub mod audit;
 pub mod config;
 pub mod demo;
 pub mod identity;
+pub mod jobs;
 pub mod mirror;
 pub mod oidc;
 pub mod orgs;
