@@ -400,6 +400,15 @@ async fn the_index_follows_rows_the_sync_applies(ctx: &Ctx) {
         assert_eq!(got, expected, "after apply, for {query:?}");
     }
     assert!(index.memory_bytes(org).unwrap() > 0);
+    assert_eq!(
+        index.present_count(org),
+        Some(all.iter().filter(|d| d.absent_since.is_none()).count() as u64),
+        "the index counts present devices as the mirror does"
+    );
+    assert_eq!(
+        index.present_count(org),
+        Some(store.mirror_summary(org).await.unwrap().devices)
+    );
 }
 
 async fn services_and_summary_count_present_devices(ctx: &Ctx) {
@@ -450,6 +459,19 @@ async fn services_and_summary_count_present_devices(ctx: &Ctx) {
         .collect();
     assert_eq!(services, expected);
     assert!(services.iter().all(|s| s.device_count > 0));
+    let names = store.service_names(org).await.unwrap();
+    let expected_names: Vec<(String, String)> = expected
+        .iter()
+        .map(|s| (s.id.clone(), s.name.clone()))
+        .collect();
+    assert_eq!(
+        names
+            .iter()
+            .map(|s| (s.id.clone(), s.name.clone()))
+            .collect::<Vec<_>>(),
+        expected_names,
+        "names in the order of the counted list"
+    );
     let summary = store.mirror_summary(org).await.unwrap();
     assert_eq!(
         summary,

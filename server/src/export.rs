@@ -82,7 +82,7 @@ pub async fn devices_csv(
         Err(e) => return (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response(),
     };
     query.limit = CHUNK;
-    let services: Vec<(String, String)> = match state.store.services(org).await {
+    let services: Vec<(String, String)> = match state.store.service_names(org).await {
         Ok(services) => services.into_iter().map(|s| (s.id, s.name)).collect(),
         Err(e) => return internal(&e),
     };

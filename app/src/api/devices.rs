@@ -30,7 +30,7 @@ pub async fn list_devices(
     let state = crate::ssr::state()?;
     let store = state.store.as_ref();
     let page = state.index.search(store, org.id, &query).await?;
-    let services = store.services(org.id).await?;
+    let services = store.service_names(org.id).await?;
     let name_of = |id: &Option<String>| {
         id.as_ref()
             .and_then(|id| services.iter().find(|s| &s.id == id))
@@ -70,7 +70,7 @@ pub async fn get_device_filters(
 
     let (_, org) = ssr::organization(org.as_deref(), Permission::ViewDevices).await?;
     let state = crate::ssr::state()?;
-    let services = state.store.services(org.id).await?;
+    let services = state.store.service_names(org.id).await?;
     Ok(DeviceFilterChoices {
         services: services
             .into_iter()
@@ -102,7 +102,7 @@ pub async fn get_device(
     };
     let service_name = match &d.service_id {
         Some(id) => store
-            .services(org.id)
+            .service_names(org.id)
             .await?
             .into_iter()
             .find(|s| &s.id == id)
@@ -279,10 +279,17 @@ pub(crate) mod ssr {
     }
 
     /// When the organization last synced, whether it syncs now, and its device count.
+    ///
+    /// Runs on every pause in typing: the count comes from the search index when it is
+    /// built (no aggregate over the mirror), and only the latest runs are read.
     pub async fn freshness(state: &AppState, org: OrgId) -> Result<Freshness, AppError> {
         let store = state.store.as_ref();
+        let devices = match state.index.present_count(org) {
+            Some(n) => n,
+            None => store.mirror_summary(org).await?.devices,
+        };
         let mut freshness = Freshness {
-            devices: store.mirror_summary(org).await?.devices,
+            devices,
             now: now(),
             ..Freshness::default()
         };

@@ -173,6 +173,18 @@ impl DeviceIndex {
         self.ready(store, org).await.map(drop)
     }
 
+    /// How many devices of `org` Apple currently returns, if its index is built: the
+    /// freshness line's count without an aggregate over the mirror on every keystroke.
+    pub fn present_count(&self, org: OrgId) -> Option<u64> {
+        let orgs = self.orgs.read().unwrap_or_else(PoisonError::into_inner);
+        let index = orgs
+            .get(&org)?
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let absent: u64 = index.absent.iter().map(|w| u64::from(w.count_ones())).sum();
+        Some(index.len() as u64 - absent)
+    }
+
     /// Bytes held for `org` (the memory bar: ≤ 8 MB per 100k devices), if built.
     pub fn memory_bytes(&self, org: OrgId) -> Option<usize> {
         let orgs = self.orgs.read().unwrap_or_else(PoisonError::into_inner);

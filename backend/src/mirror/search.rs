@@ -291,6 +291,16 @@ pub struct SearchPage {
     pub next: Option<String>,
 }
 
+/// A device management service's id and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ServiceName {
+    /// Apple's id of the `mdmServers` resource.
+    pub id: String,
+    pub name: String,
+    /// Since when Apple no longer lists it.
+    pub absent_since: Option<i64>,
+}
+
 /// Counts for a page's freshness line.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MirrorSummary {

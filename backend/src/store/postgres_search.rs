@@ -7,7 +7,7 @@ use sqlx::postgres::PgArguments;
 
 use super::search::{Arg, DEVICE_COLUMNS, DeviceRow, DeviceSearch, Dialect, SqlQuery};
 use super::{PostgresStore, Result, StoreError};
-use crate::mirror::search::{DeviceQuery, MirrorSummary, SearchPage};
+use crate::mirror::search::{DeviceQuery, MirrorSummary, SearchPage, ServiceName};
 use crate::mirror::{DeviceRecord, ServiceRecord};
 use crate::orgs::OrgId;
 
@@ -146,6 +146,17 @@ impl DeviceSearch for PostgresStore {
                 device_count: r.device_count as u64,
             })
             .collect())
+    }
+
+    async fn service_names(&self, org: OrgId) -> Result<Vec<ServiceName>> {
+        sqlx::query_as::<_, ServiceName>(
+            "SELECT id, name, absent_since FROM mirror_services WHERE org_id = $1 \
+             ORDER BY name, id",
+        )
+        .bind(org.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx("service", e))
     }
 
     async fn mirror_summary(&self, org: OrgId) -> Result<MirrorSummary> {

@@ -10,8 +10,8 @@ use sqlx::FromRow;
 
 use super::Result;
 use crate::mirror::search::{
-    DeviceQuery, DeviceSort, MirrorSummary, SearchPage, ServiceFilter, SortKey, TEXT_FIELDS,
-    is_substring_word,
+    DeviceQuery, DeviceSort, MirrorSummary, SearchPage, ServiceFilter, ServiceName, SortKey,
+    TEXT_FIELDS, is_substring_word,
 };
 use crate::mirror::{DeviceRecord, ServiceRecord};
 use crate::orgs::OrgId;
@@ -41,6 +41,10 @@ pub trait DeviceSearch: Send + Sync {
     /// The organization's device management services by name, with the number of present
     /// devices in each one's device list.
     async fn services(&self, org: OrgId) -> Result<Vec<ServiceRecord>>;
+
+    /// The organization's services by name without device counts: what labels a page of
+    /// results (cheap; [`Self::services`] counts every service's devices).
+    async fn service_names(&self, org: OrgId) -> Result<Vec<ServiceName>>;
 
     /// Device counts and the latest change, for "synced 3 min ago" lines.
     async fn mirror_summary(&self, org: OrgId) -> Result<MirrorSummary>;

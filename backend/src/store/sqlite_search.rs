@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteArguments;
 
 use super::search::{Arg, DEVICE_COLUMNS, DeviceRow, DeviceSearch, Dialect, SqlQuery};
 use super::{Result, SqliteStore, StoreError};
-use crate::mirror::search::{DeviceQuery, MirrorSummary, SearchPage};
+use crate::mirror::search::{DeviceQuery, MirrorSummary, SearchPage, ServiceName};
 use crate::mirror::{DeviceRecord, ServiceRecord};
 use crate::orgs::OrgId;
 
@@ -155,6 +155,17 @@ impl DeviceSearch for SqliteStore {
                 device_count: r.device_count as u64,
             })
             .collect())
+    }
+
+    async fn service_names(&self, org: OrgId) -> Result<Vec<ServiceName>> {
+        sqlx::query_as::<_, ServiceName>(
+            "SELECT id, name, absent_since FROM mirror_services WHERE org_id = ? \
+             ORDER BY name, id",
+        )
+        .bind(org.0.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx("service", e))
     }
 
     async fn mirror_summary(&self, org: OrgId) -> Result<MirrorSummary> {
