@@ -114,6 +114,9 @@ pub struct BudgetStatus {
     pub write_permits: f64,
     /// Remaining hold after a 429, if any.
     pub held_for: Option<Duration>,
+    /// How long until a write could be granted (the hold, or the oldest write leaving the
+    /// window); `None` when one could be granted now. Queued writers are not counted.
+    pub next_write_in: Option<Duration>,
 }
 
 /// A sliding-window limiter: at most `count` grants in any interval of length `per`.
@@ -321,6 +324,11 @@ impl Budget {
             b.expire(now);
         }
         let [r, w] = &st.buckets;
+        let next_write_in = match held_for {
+            Some(hold) => Some(hold),
+            None if w.available() == 0 => Some(w.until_one(now)),
+            None => None,
+        };
         BudgetStatus {
             reads_waiting_interactive: r.queues[0].len(),
             reads_waiting_background: r.queues[1].len(),
@@ -328,6 +336,7 @@ impl Budget {
             read_permits: r.available() as f64,
             write_permits: w.available() as f64,
             held_for,
+            next_write_in,
         }
     }
 }
@@ -459,6 +468,26 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(*order.lock().unwrap(), ["ui", "bg0", "bg1", "bg2"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn status_tells_when_the_next_write_can_go() {
+        let b = Budget::new(BudgetConfig {
+            writes: Rate::per_hour(2),
+            ..BudgetConfig::default()
+        });
+        assert_eq!(b.status().next_write_in, None);
+        b.acquire(RequestClass::Write, Priority::Background).await;
+        assert_eq!(b.status().next_write_in, None);
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        b.acquire(RequestClass::Write, Priority::Background).await;
+        let next = b.status().next_write_in.unwrap();
+        assert!(
+            next > Duration::from_secs(2999) && next <= Duration::from_secs(3001),
+            "{next:?}"
+        );
+        b.hold_off(Duration::from_secs(7200));
+        assert!(b.status().next_write_in.unwrap() > Duration::from_secs(7000));
     }
 
     #[tokio::test(start_paused = true)]

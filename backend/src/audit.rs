@@ -88,11 +88,15 @@ pub enum AuditAction {
     ApiAccountTested,
     ApiAccountUrlsChanged,
     MasterKeyRotated,
+    JobCreated,
+    JobConfirmed,
+    JobCancelled,
+    JobFinished,
 }
 
 impl AuditAction {
     /// Every action, in declaration order (for filters in the audit page).
-    pub const ALL: [AuditAction; 23] = [
+    pub const ALL: [AuditAction; 27] = [
         Self::SignedIn,
         Self::SignInFailed,
         Self::SignedOut,
@@ -116,6 +120,10 @@ impl AuditAction {
         Self::ApiAccountTested,
         Self::ApiAccountUrlsChanged,
         Self::MasterKeyRotated,
+        Self::JobCreated,
+        Self::JobConfirmed,
+        Self::JobCancelled,
+        Self::JobFinished,
     ];
 
     /// Stable, dotted name.
@@ -144,6 +152,10 @@ impl AuditAction {
             Self::ApiAccountTested => "api_account.test",
             Self::ApiAccountUrlsChanged => "api_account.change_urls",
             Self::MasterKeyRotated => "vault.rotate_master_key",
+            Self::JobCreated => "job.create",
+            Self::JobConfirmed => "job.confirm",
+            Self::JobCancelled => "job.cancel",
+            Self::JobFinished => "job.finish",
         }
     }
 }
@@ -323,7 +335,11 @@ mod tests {
                 | AuditAction::ApiAccountDeleted
                 | AuditAction::ApiAccountTested
                 | AuditAction::ApiAccountUrlsChanged
-                | AuditAction::MasterKeyRotated => {}
+                | AuditAction::MasterKeyRotated
+                | AuditAction::JobCreated
+                | AuditAction::JobConfirmed
+                | AuditAction::JobCancelled
+                | AuditAction::JobFinished => {}
             }
         }
     }

@@ -38,6 +38,8 @@ pub struct Config {
     pub oidc: OidcConfig,
     pub auth: AuthConfig,
     pub mirror: MirrorConfig,
+    pub jobs: JobsConfig,
+    pub budget: BudgetSettings,
 }
 
 /// `[server]`: how Orchard listens.
@@ -421,6 +423,107 @@ impl MirrorConfig {
     }
 }
 
+/// `[jobs]`: the bulk-assignment job runner. Times are real milliseconds unless named
+/// `_secs`; the defaults suit Apple (tests shorten them against a time-scaled simulator).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Devices per activity (chunk). Default 1000, the most Apple is known to take (the
+    /// simulator's limit); above that Orchard refuses to start.
+    /// Env: `ORCHARD_JOBS__CHUNK_SIZE`.
+    pub chunk_size: u32,
+    /// Whether this instance runs jobs at all. Default `true`. Env: `ORCHARD_JOBS__RUN`.
+    pub run: bool,
+    /// Seconds a job's lease lasts without renewal (SQLite; renewed every quarter of it):
+    /// after a crash, the job waits at most this long for the next start. Default 60.
+    /// Env: `ORCHARD_JOBS__LEASE_SECS`.
+    pub lease_secs: u64,
+    /// How often the runner looks for confirmed jobs (other instances' too). Default 5000.
+    /// Env: `ORCHARD_JOBS__TICK_MS`.
+    pub tick_ms: u64,
+    /// Jobs worked at once by this instance. Default 4. Env: `ORCHARD_JOBS__MAX_PARALLEL`.
+    pub max_parallel: u32,
+    /// First wait between polls of an activity; grows by half each poll up to
+    /// `poll_max_ms`. Defaults 2000 and 30000. Env: `ORCHARD_JOBS__POLL_FIRST_MS`,
+    /// `ORCHARD_JOBS__POLL_MAX_MS`.
+    pub poll_first_ms: u64,
+    pub poll_max_ms: u64,
+    /// Wait after an activity completed before checking the new assignment through the
+    /// service linkage (Apple's assignment lag). Default 60000.
+    /// Env: `ORCHARD_JOBS__ASSIGNMENT_LAG_MS`.
+    pub assignment_lag_ms: u64,
+    /// Checks of the linkage before a device Apple reported as done stays unverified.
+    /// Default 3. Env: `ORCHARD_JOBS__VERIFY_TRIES`.
+    pub verify_tries: u32,
+    /// After a POST whose outcome is unknown (a crash while sending, a transport error, a
+    /// timeout or a 5xx), wait this long from the send before reading the devices'
+    /// assignment: longer than Apple's processing plus its assignment lag, so a request that
+    /// did reach Apple shows. Default 900000 (15 min). Env: `ORCHARD_JOBS__RECONCILE_AFTER_MS`.
+    pub reconcile_after_ms: u64,
+    /// POSTs per chunk before its remaining devices fail with "no answer from Apple".
+    /// Default 3. Env: `ORCHARD_JOBS__MAX_ATTEMPTS`.
+    pub max_attempts: u32,
+    /// First wait after a 429 without `Retry-After` (doubles per attempt, capped at an
+    /// hour); with `Retry-After`, at least that. Default 60000.
+    /// Env: `ORCHARD_JOBS__RATE_LIMIT_BACKOFF_MS`.
+    pub rate_limit_backoff_ms: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            chunk_size: crate::jobs::APPLE_MAX_DEVICES_PER_ACTIVITY,
+            run: true,
+            lease_secs: 60,
+            tick_ms: 5_000,
+            max_parallel: 4,
+            poll_first_ms: 2_000,
+            poll_max_ms: 30_000,
+            assignment_lag_ms: 60_000,
+            verify_tries: 3,
+            reconcile_after_ms: 15 * 60 * 1000,
+            max_attempts: 3,
+            rate_limit_backoff_ms: 60_000,
+        }
+    }
+}
+
+/// `[budget]`: the request budget of every Apple API account (Apple publishes no numbers;
+/// people observe about 20 GETs a minute and 10 POSTs an hour).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetSettings {
+    /// GETs per minute. Default 20. Env: `ORCHARD_BUDGET__READS_PER_MINUTE`.
+    pub reads_per_minute: u32,
+    /// POSTs (device activities) per hour. Default 10. Env: `ORCHARD_BUDGET__WRITES_PER_HOUR`.
+    pub writes_per_hour: u32,
+    /// Requests of one account on the wire at once. Default 4.
+    /// Env: `ORCHARD_BUDGET__MAX_IN_FLIGHT`.
+    pub max_in_flight: u32,
+}
+
+impl Default for BudgetSettings {
+    fn default() -> Self {
+        let apple = apple::BudgetConfig::default();
+        Self {
+            reads_per_minute: apple.reads.count,
+            writes_per_hour: apple.writes.count,
+            max_in_flight: apple.max_in_flight as u32,
+        }
+    }
+}
+
+impl BudgetSettings {
+    /// The `apple` crate's form.
+    pub fn apple(&self) -> apple::BudgetConfig {
+        apple::BudgetConfig {
+            reads: apple::Rate::per_minute(self.reads_per_minute),
+            writes: apple::Rate::per_hour(self.writes_per_hour),
+            max_in_flight: self.max_in_flight as usize,
+        }
+    }
+}
+
 /// `[auth]`: sign-in, sessions and throttling.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -710,10 +813,23 @@ impl Config {
             ("auth.setup_token_ttl_secs", auth.setup_token_ttl_secs),
             ("mirror.sync_interval_secs", self.mirror.sync_interval_secs),
             ("mirror.retry_secs", self.mirror.retry_secs),
+            ("jobs.chunk_size", u64::from(self.jobs.chunk_size)),
+            ("jobs.lease_secs", self.jobs.lease_secs),
+            ("jobs.tick_ms", self.jobs.tick_ms),
+            ("jobs.max_parallel", u64::from(self.jobs.max_parallel)),
+            ("jobs.poll_first_ms", self.jobs.poll_first_ms),
+            ("jobs.poll_max_ms", self.jobs.poll_max_ms),
+            ("jobs.max_attempts", u64::from(self.jobs.max_attempts)),
+            ("budget.reads_per_minute", u64::from(self.budget.reads_per_minute)),
+            ("budget.writes_per_hour", u64::from(self.budget.writes_per_hour)),
+            ("budget.max_in_flight", u64::from(self.budget.max_in_flight)),
         ] {
             if value == 0 {
                 return Err(invalid(setting, "must be at least 1".to_owned()));
             }
+        }
+        if let Err(e) = crate::jobs::check_chunk_size(self.jobs.chunk_size) {
+            return Err(invalid("jobs.chunk_size", e.to_string()));
         }
         if auth.idle_timeout_secs > auth.absolute_timeout_secs {
             return Err(invalid(

@@ -25,6 +25,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use backend::accounts::Clients;
 use backend::identity::login::{Authenticator, LoginPolicy};
+use backend::jobs::JobRunner;
 use backend::identity::password::PasswordHasher;
 use backend::identity::sessions::{Clock, DbSessionStore, SessionTimeouts};
 use backend::mirror::index::DeviceIndex;
@@ -85,6 +86,8 @@ pub async fn serve_with_listener(
     let state = app_state(config, store.clone(), vault, address)?;
     let housekeeping = spawn_housekeeping(&state);
     let preload = spawn_index_preload(&state);
+    // Unfinished jobs resume at once: a chunk caught mid-request is reconciled, not re-sent.
+    let job_runner = state.config.jobs.run.then(|| state.jobs.spawn());
     let scheduler = state.config.mirror.schedule.then(|| {
         tokio::spawn(state.sync.clone().schedule(
             state.config.mirror.sync_interval(),
@@ -120,6 +123,10 @@ pub async fn serve_with_listener(
     }
     housekeeping.abort();
     preload.abort();
+    if let Some(job_runner) = job_runner {
+        // Job tasks stop with the runtime; every step is persisted, the next start resumes.
+        job_runner.abort();
+    }
     if let Some(scheduler) = scheduler {
         // A sync in progress stops here; its checkpoint makes the next start resume it.
         scheduler.abort();
@@ -242,11 +249,17 @@ pub fn app_state(
     let oidc = ProviderCache::new(&config.oidc)
         .context("cannot build the HTTP client for single sign-on")?
         .map(Arc::new);
-    let clients = Clients::new(store.clone(), vault.clone());
+    let clients = Clients::with_budget_config(store.clone(), vault.clone(), config.budget.apple());
     let index = Arc::new(DeviceIndex::new());
     Ok(AppState {
         leptos_options: leptos_options(&config, address),
         sync: SyncEngine::new(store.clone(), clients.clone(), index.clone()),
+        jobs: JobRunner::new(
+            store.clone(),
+            clients.clone(),
+            index.clone(),
+            config.jobs.clone(),
+        ),
         index,
         clients,
         authenticator,

@@ -183,16 +183,23 @@ pub(crate) async fn gate(
             break 'resp ApiError::path_not_found(req.uri().path()).into_response();
         }
         let now = OffsetDateTime::now_utc();
-        let (limited, omit, error, doomed) = {
+        let (limited, omit, error, doomed, undercut) = {
             let mut f = shared.faults();
             let (bucket, budget) = if method == Method::GET {
                 ("GET", f.config.get_budget)
             } else {
                 ("POST", f.config.post_budget)
             };
+            let key = (client.clone(), bucket);
+            let undercut = f.retry_after_until.get(&key).is_some_and(|until| now < *until);
             let limited =
                 budget.and_then(|b| spend(&mut f, &shared.behaviour, &client, bucket, b, now));
             let omit = f.config.omit_retry_after;
+            if let (Some(secs), false) = (limited, omit) {
+                // The client is told to wait `secs` from now (the header's whole seconds).
+                let until = now + time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2));
+                f.retry_after_until.insert(key, until);
+            }
             let rate = f.config.error_rate;
             let error = limited.is_none() && rate > 0.0 && f.rng.gen_bool(rate.clamp(0.0, 1.0));
             let status = [
@@ -201,8 +208,11 @@ pub(crate) async fn gate(
                 StatusCode::SERVICE_UNAVAILABLE,
             ][f.rng.gen_range(0..3)];
             let doomed = conn.is_some_and(|c| f.doomed.remove(&c));
-            (limited, omit, error.then_some(status), doomed)
+            (limited, omit, error.then_some(status), doomed, undercut)
         };
+        if undercut {
+            shared.stats().retry_after_undercut += 1;
+        }
         if let Some(retry_after) = limited {
             break 'resp ApiError::rate_limited((!omit).then_some(retry_after)).into_response();
         }

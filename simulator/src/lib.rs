@@ -31,7 +31,10 @@
 //! * `GET /_sim/stats` → [`Stats`] as JSON: `requests` (`"METHOD /route" → status → count`),
 //!   `activitiesPerSerial`, `rateLimited`, `tokensMinted`, `pagesPerCursor`
 //!   (`cursor → count`, first pages as `"<first>:/path"`), `pagesFetchedTwice`,
-//!   `injectedErrors`, `connectionsReset`, `connectionsClosed`.
+//!   `injectedErrors`, `connectionsReset`, `connectionsClosed`, `retryAfterUndercut`
+//!   (requests that arrived before the `Retry-After` last sent to the same client for the
+//!   same bucket, `GET` or `POST`, had elapsed; a 429 sent without the header sets no
+//!   wait, and replacing the faults forgets every wait).
 //! * `POST /_sim/reset-stats` → 204.
 //! * `GET /_sim/faults` / `POST /_sim/faults` — read or replace the [`FaultConfig`]
 //!   (camelCase JSON, missing fields = off); replacing re-seeds the fault RNG and

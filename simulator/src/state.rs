@@ -47,6 +47,8 @@ pub(crate) struct FaultState {
     pub doomed: std::collections::HashSet<SocketAddr>,
     /// Requests in flight per client id.
     pub in_flight: HashMap<String, u32>,
+    /// (client id, bucket) → until when the last `Retry-After` sent to it asked it to wait.
+    pub retry_after_until: HashMap<(String, &'static str), OffsetDateTime>,
 }
 
 impl FaultState {
@@ -60,6 +62,7 @@ impl FaultState {
             pages_per_conn: HashMap::new(),
             doomed: Default::default(),
             in_flight: HashMap::new(),
+            retry_after_until: HashMap::new(),
         }
     }
 }
@@ -84,6 +87,9 @@ pub struct Stats {
     pub connections_reset: u64,
     /// Connections closed after N pages (graceful mode).
     pub connections_closed: u64,
+    /// Requests that arrived before the `Retry-After` last sent to the same client for the
+    /// same bucket (`GET` or `POST`) had elapsed: a client undercutting Apple's instruction.
+    pub retry_after_undercut: u64,
 }
 
 impl Stats {

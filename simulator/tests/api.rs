@@ -698,6 +698,10 @@ async fn get_budget_answers_429_with_retry_after_and_can_omit_it() {
     );
     let body: Value = r.json().await.unwrap();
     assert_eq!(apple_error(&body, 429)["code"], "RATE_LIMIT_EXCEEDED");
+    // Asking again at once undercuts the Retry-After just sent; the stats count it.
+    assert_eq!(api.stats().await["retryAfterUndercut"], 0);
+    assert_eq!(api.get("/v1/mdmServers").await.0, 429);
+    assert_eq!(api.stats().await["retryAfterUndercut"], 1);
 
     // POSTs have their own budget.
     let bad = json!({ "data": { "type": "blueprints", "attributes": { "name": "" } } });
@@ -706,6 +710,11 @@ async fn get_budget_answers_429_with_retry_after_and_can_omit_it() {
 
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(api.get("/v1/mdmServers").await.0, 200, "a new window");
+    assert_eq!(
+        api.stats().await["retryAfterUndercut"],
+        1,
+        "waiting out Retry-After is no undercut, nor is a POST after a GET's 429"
+    );
 
     let silent = FaultConfig {
         omit_retry_after: true,

@@ -29,6 +29,9 @@ pub struct AppState {
     pub sync: Arc<backend::mirror::sync::SyncEngine>,
     /// The in-memory search index of the mirror (fed by `sync`).
     pub index: Arc<backend::mirror::index::DeviceIndex>,
+    /// Runs confirmed bulk-assignment jobs; one per instance. Confirm and cancel through it
+    /// (`jobs.confirm`, `jobs.cancel`) so it starts or stops at once.
+    pub jobs: Arc<backend::jobs::JobRunner>,
     /// Password and second-factor checks with throttling; one hashing pool per instance.
     pub authenticator: Authenticator,
     /// Idle and absolute session limits.

@@ -19,7 +19,7 @@
 //! no sort), so every run reads every page; an unchanged organization costs reads and no writes.
 //!
 //! One sync per account at a time, across instances: a lease in SQLite, a session advisory
-//! lock on PostgreSQL ([`MirrorStore::acquire_sync_lease`]). Every Apple call runs at
+//! lock on PostgreSQL ([`crate::lease::Lease`]). Every Apple call runs at
 //! [`apple::Priority::Background`], so people's reads go first.
 
 use std::collections::{HashMap, HashSet};
@@ -33,9 +33,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::accounts::{AccountError, ApiAccountId, Clients, sanitize_error};
+use crate::lease::Lease;
 use crate::mirror::index::DeviceIndex;
 use crate::mirror::{DeviceAttributes, ServiceAttributes};
 use crate::orgs::OrgId;
+use crate::store::leases::LeaseKey;
 use crate::store::mirror::{Checkpoint, DeviceChange};
 use crate::store::{Store, StoreError};
 
@@ -85,19 +87,6 @@ pub enum RunState {
     Failed,
 }
 
-macro_rules! wire_names {
-    ($ty:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
-        impl $ty {
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $wire,)+ }
-            }
-
-            pub fn parse(text: &str) -> Option<Self> {
-                match text { $($wire => Some(Self::$variant),)+ _ => None }
-            }
-        }
-    };
-}
 wire_names!(SyncCause { Schedule = "schedule", Manual = "manual", Start = "start" });
 wire_names!(SyncPhase {
     Devices = "devices",
@@ -235,7 +224,7 @@ impl SyncEngine {
             store,
             clients,
             index,
-            holder: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
+            holder: crate::lease::holder_name(),
             lease_ttl,
             live: Mutex::new(HashMap::new()),
             tasks: Mutex::new(HashSet::new()),
@@ -339,7 +328,12 @@ impl SyncEngine {
         account: ApiAccountId,
         cause: SyncCause,
     ) -> Result<SyncRun, SyncError> {
-        let lease = Lease::take(self.clone(), account).await?;
+        let key = LeaseKey::Sync(account);
+        let Some(lease) =
+            Lease::take(self.store.clone(), key, &self.holder, self.lease_ttl).await?
+        else {
+            return Err(SyncError::Busy);
+        };
         let result = self.run(org, account, cause, &lease).await;
         self.live_map().remove(&account);
         lease.release().await;
@@ -732,77 +726,5 @@ impl Walk<'_> {
             "sync finished"
         );
         Ok(())
-    }
-}
-
-/// The account's sync lease, renewed in the background while held.
-struct Lease {
-    engine: Arc<SyncEngine>,
-    account: ApiAccountId,
-    lost: Arc<std::sync::atomic::AtomicBool>,
-    renewal: tokio::task::JoinHandle<()>,
-}
-
-impl Lease {
-    async fn take(engine: Arc<SyncEngine>, account: ApiAccountId) -> Result<Self, SyncError> {
-        let ttl = secs(engine.lease_ttl).max(1);
-        let at = now();
-        if !engine
-            .store
-            .acquire_sync_lease(account, &engine.holder, at, at + ttl)
-            .await?
-        {
-            return Err(SyncError::Busy);
-        }
-        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let renewal = tokio::spawn({
-            let engine = engine.clone();
-            let lost = lost.clone();
-            async move {
-                loop {
-                    tokio::time::sleep(engine.lease_ttl / 4).await;
-                    let at = now();
-                    let renewed = engine
-                        .store
-                        .acquire_sync_lease(account, &engine.holder, at, at + ttl)
-                        .await;
-                    if !matches!(renewed, Ok(true)) {
-                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(Self {
-            engine,
-            account,
-            lost,
-            renewal,
-        })
-    }
-
-    fn lost(&self) -> bool {
-        self.lost.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    async fn release(self) {
-        if let Err(err) = self
-            .engine
-            .store
-            .release_sync_lease(self.account, &self.engine.holder)
-            .await
-        {
-            tracing::warn!(
-                error = &err as &dyn std::error::Error,
-                "cannot release the sync lease"
-            );
-        }
-    }
-}
-
-impl Drop for Lease {
-    /// A sync dropped mid-run (its task aborted) stops renewing; the lease then expires.
-    fn drop(&mut self) {
-        self.renewal.abort();
     }
 }

@@ -144,19 +144,6 @@ pub trait MirrorStore: Send + Sync {
     /// Abandons a run that cannot be resumed: marks it failed with `error` and deletes its
     /// pages; the account's next run starts over.
     async fn fail_sync_run(&self, run: RunId, error: &str, now: i64) -> Result<()>;
-
-    /// Takes the account's sync lease for `holder` until `expires_at`, if it is free, expired,
-    /// or already `holder`'s. Returns whether `holder` now holds it.
-    async fn acquire_sync_lease(
-        &self,
-        account: ApiAccountId,
-        holder: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<bool>;
-
-    /// Gives the lease back (only if `holder` holds it).
-    async fn release_sync_lease(&self, account: ApiAccountId, holder: &str) -> Result<()>;
 }
 
 /// Binds a device's columns after `org_id, serial, account_id`, in the order of the upsert's

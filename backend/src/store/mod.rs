@@ -11,16 +11,20 @@
 
 pub mod accounts;
 pub mod identity;
+pub mod jobs;
+pub mod leases;
 pub mod mirror;
 mod postgres;
 mod postgres_accounts;
 mod postgres_identity;
+mod postgres_jobs;
 mod postgres_mirror;
 mod postgres_search;
 pub mod search;
 mod sqlite;
 mod sqlite_accounts;
 mod sqlite_identity;
+mod sqlite_jobs;
 mod sqlite_mirror;
 mod sqlite_search;
 
@@ -33,6 +37,8 @@ use crate::orgs::{NewOrganization, OrgId, Organization};
 
 pub use accounts::{AccountStore, MAX_ACCOUNTS_CONSTRAINT};
 pub use identity::IdentityStore;
+pub use jobs::JobStore;
+pub use leases::{LeaseKey, LeaseStore};
 pub use mirror::MirrorStore;
 pub use postgres::PostgresStore;
 pub use search::DeviceSearch;
@@ -113,7 +119,15 @@ impl StoreError {
 /// the storage tests in `backend/tests/store.rs` run against both.
 #[async_trait]
 pub trait Store:
-    AccountStore + IdentityStore + MirrorStore + DeviceSearch + Send + Sync + 'static
+    AccountStore
+    + IdentityStore
+    + MirrorStore
+    + DeviceSearch
+    + JobStore
+    + LeaseStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which database this is.
     fn kind(&self) -> DatabaseKind;

@@ -4,10 +4,12 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{FromRow, PgPool};
+use sqlx::postgres::PgArguments;
+use sqlx::{FromRow, PgPool, Postgres};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::leases::{LeaseKey, LeaseStore};
 use super::{DatabaseKind, Result, Store, StoreError};
 use crate::config::DatabaseConfig;
 use crate::orgs::{NewOrganization, OrgId, Organization};
@@ -16,12 +18,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 pub struct PostgresStore {
     pub(super) pool: PgPool,
-    /// Connections holding a sync's advisory lock, by account (see `postgres_mirror.rs`).
-    pub(super) sync_locks: tokio::sync::Mutex<
-        std::collections::HashMap<
-            crate::accounts::ApiAccountId,
-            sqlx::pool::PoolConnection<sqlx::Postgres>,
-        >,
+    /// Connections holding a lease's session advisory lock, by lease.
+    lease_locks: tokio::sync::Mutex<
+        std::collections::HashMap<LeaseKey, sqlx::pool::PoolConnection<sqlx::Postgres>>,
     >,
 }
 
@@ -38,7 +37,7 @@ impl PostgresStore {
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
         Ok(Self {
             pool,
-            sync_locks: Default::default(),
+            lease_locks: Default::default(),
         })
     }
 }
@@ -83,8 +82,8 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
-        // Held sync locks end with their sessions; the pool would otherwise wait for them.
-        for (_, conn) in self.sync_locks.lock().await.drain() {
+        // Held leases end with their sessions; the pool would otherwise wait for them.
+        for (_, conn) in self.lease_locks.lock().await.drain() {
             drop(conn.detach());
         }
         self.pool.close().await;
@@ -131,5 +130,84 @@ impl Store for PostgresStore {
         .into_iter()
         .map(Organization::from)
         .collect())
+    }
+}
+
+/// The advisory lock of a lease. A sync keeps its original single-key form (the account id's
+/// first 8 bytes under a namespace), so instances of different versions agree; a job uses the
+/// two-key form (class, job id), a key space PostgreSQL keeps apart from the single-key one.
+fn lock_query(
+    key: LeaseKey,
+    lock: bool,
+) -> sqlx::query::QueryScalar<'static, Postgres, bool, PgArguments> {
+    match key {
+        LeaseKey::Sync(account) => {
+            const NAMESPACE: i64 = 0x4f52_4348; // "ORCH"
+            let bytes = account.0.as_bytes();
+            let mut high = [0u8; 8];
+            high.copy_from_slice(&bytes[..8]);
+            sqlx::query_scalar(sql_of(lock, false)).bind(i64::from_be_bytes(high) ^ NAMESPACE)
+        }
+        LeaseKey::Job(job) => {
+            const JOB_CLASS: i32 = 0x4a4f_4200; // "JOB\0"
+            // Job ids are sequential; wrapping past 2^32 jobs only risks a false "busy".
+            sqlx::query_scalar(sql_of(lock, true))
+                .bind(JOB_CLASS)
+                .bind(job.0 as i32)
+        }
+    }
+}
+
+fn sql_of(lock: bool, two_keys: bool) -> &'static str {
+    match (lock, two_keys) {
+        (true, false) => "SELECT pg_try_advisory_lock($1)",
+        (true, true) => "SELECT pg_try_advisory_lock($1, $2)",
+        (false, false) => "SELECT pg_advisory_unlock($1)",
+        (false, true) => "SELECT pg_advisory_unlock($1, $2)",
+    }
+}
+
+#[async_trait]
+impl LeaseStore for PostgresStore {
+    async fn acquire_lease(
+        &self,
+        key: LeaseKey,
+        _holder: &str,
+        _now: i64,
+        _expires_at: i64,
+    ) -> Result<bool> {
+        // The lock belongs to the session: this process holds it while the connection is
+        // kept in `lease_locks`; renewing checks that the session is still alive, expiry is
+        // the session's end.
+        let mut locks = self.lease_locks.lock().await;
+        if let Some(conn) = locks.get_mut(&key) {
+            if sqlx::query("SELECT 1").execute(&mut **conn).await.is_ok() {
+                return Ok(true);
+            }
+            if let Some(conn) = locks.remove(&key) {
+                conn.detach();
+            }
+            return Ok(false);
+        }
+        let mut conn = self.pool.acquire().await.map_err(StoreError::Database)?;
+        let taken = lock_query(key, true)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(StoreError::Database)?;
+        if taken {
+            locks.insert(key, conn);
+        }
+        Ok(taken)
+    }
+
+    async fn release_lease(&self, key: LeaseKey, _holder: &str) -> Result<()> {
+        let Some(mut conn) = self.lease_locks.lock().await.remove(&key) else {
+            return Ok(());
+        };
+        if lock_query(key, false).fetch_one(&mut *conn).await.is_err() {
+            // Closing the session frees the lock for sure.
+            conn.detach();
+        }
+        Ok(())
     }
 }

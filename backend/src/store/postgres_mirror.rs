@@ -1,8 +1,6 @@
 //! PostgreSQL implementation of [`MirrorStore`]. Lists of serials travel as one `text[]`
 //! parameter (`= ANY($n)`). Each page is one transaction: rows, page serials and checkpoint
-//! together. One sync per account across instances is a session advisory lock, held on a
-//! connection kept aside for the run: if the process dies, the session ends and PostgreSQL
-//! frees the lock at once.
+//! together. One sync per account across instances is a lease (`super::leases`).
 
 use async_trait::async_trait;
 use sqlx::{FromRow, Postgres, Transaction};
@@ -443,54 +441,4 @@ impl MirrorStore for PostgresStore {
         .map_err(StoreError::Database)?;
         tx.commit().await.map_err(StoreError::Database)
     }
-
-    async fn acquire_sync_lease(
-        &self,
-        account: ApiAccountId,
-        _holder: &str,
-        _now: i64,
-        _expires_at: i64,
-    ) -> Result<bool> {
-        // The lock belongs to the session: this process holds it while the connection is
-        // kept in `sync_locks`; renewing is a no-op, expiry is the session's end.
-        let mut locks = self.sync_locks.lock().await;
-        if locks.contains_key(&account) {
-            return Ok(true);
-        }
-        let mut conn = self.pool.acquire().await.map_err(StoreError::Database)?;
-        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(advisory_key(account))
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(StoreError::Database)?;
-        if taken {
-            locks.insert(account, conn);
-        }
-        Ok(taken)
-    }
-
-    async fn release_sync_lease(&self, account: ApiAccountId, _holder: &str) -> Result<()> {
-        let Some(mut conn) = self.sync_locks.lock().await.remove(&account) else {
-            return Ok(());
-        };
-        let unlocked = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
-            .bind(advisory_key(account))
-            .fetch_one(&mut *conn)
-            .await;
-        if unlocked.is_err() {
-            // Closing the session frees the lock for sure.
-            conn.detach();
-        }
-        Ok(())
-    }
-}
-
-/// The advisory-lock key of an account's sync: its id's first 8 bytes, under a namespace
-/// so Orchard's other advisory locks (if any) cannot collide by accident.
-fn advisory_key(account: ApiAccountId) -> i64 {
-    const NAMESPACE: i64 = 0x4f52_4348; // "ORCH"
-    let bytes = account.0.as_bytes();
-    let mut high = [0u8; 8];
-    high.copy_from_slice(&bytes[..8]);
-    i64::from_be_bytes(high) ^ NAMESPACE
 }

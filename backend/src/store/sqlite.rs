@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
+use super::leases::{LeaseKey, LeaseStore};
 use super::{DatabaseKind, Result, Store, StoreError};
 use crate::config::DatabaseConfig;
 use crate::orgs::{NewOrganization, OrgId, Organization};
@@ -142,5 +143,41 @@ impl Store for SqliteStore {
         .into_iter()
         .map(Organization::try_from)
         .collect()
+    }
+}
+
+#[async_trait]
+impl LeaseStore for SqliteStore {
+    async fn acquire_lease(
+        &self,
+        key: LeaseKey,
+        holder: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool> {
+        let taken = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+             expires_at = excluded.expires_at \
+             WHERE leases.holder = excluded.holder OR leases.expires_at <= ?",
+        )
+        .bind(key.name())
+        .bind(holder)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, key: LeaseKey, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
+            .bind(key.name())
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(())
     }
 }

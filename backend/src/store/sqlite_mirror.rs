@@ -485,37 +485,4 @@ impl MirrorStore for SqliteStore {
         .map_err(StoreError::Database)?;
         tx.commit().await.map_err(StoreError::Database)
     }
-
-    async fn acquire_sync_lease(
-        &self,
-        account: ApiAccountId,
-        holder: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<bool> {
-        let taken = sqlx::query(
-            "INSERT INTO sync_leases (account_id, holder, expires_at) VALUES (?, ?, ?) \
-             ON CONFLICT (account_id) DO UPDATE SET holder = excluded.holder, \
-             expires_at = excluded.expires_at \
-             WHERE sync_leases.holder = excluded.holder OR sync_leases.expires_at <= ?",
-        )
-        .bind(account.0.to_string())
-        .bind(holder)
-        .bind(expires_at)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::Database)?;
-        Ok(taken.rows_affected() == 1)
-    }
-
-    async fn release_sync_lease(&self, account: ApiAccountId, holder: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sync_leases WHERE account_id = ? AND holder = ?")
-            .bind(account.0.to_string())
-            .bind(holder)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::Database)?;
-        Ok(())
-    }
 }
