@@ -5,6 +5,10 @@
 //! only in an activity's CSV log, so a job is planned and written to the database in full
 //! before the first request, and every chunk's progress is persisted at each step.
 
+pub mod drafts;
+pub mod input;
+pub mod preview;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 

@@ -10,6 +10,7 @@
 //! `NotFound`, a unique-constraint violation becomes `Conflict` naming the constraint.
 
 pub mod accounts;
+pub mod drafts;
 pub mod identity;
 pub mod mirror;
 mod postgres;
@@ -32,6 +33,7 @@ use crate::config::DatabaseConfig;
 use crate::orgs::{NewOrganization, OrgId, Organization};
 
 pub use accounts::{AccountStore, MAX_ACCOUNTS_CONSTRAINT};
+pub use drafts::DraftStore;
 pub use identity::IdentityStore;
 pub use mirror::MirrorStore;
 pub use postgres::PostgresStore;
@@ -113,7 +115,7 @@ impl StoreError {
 /// the storage tests in `backend/tests/store.rs` run against both.
 #[async_trait]
 pub trait Store:
-    AccountStore + IdentityStore + MirrorStore + DeviceSearch + Send + Sync + 'static
+    AccountStore + IdentityStore + MirrorStore + DeviceSearch + DraftStore + Send + Sync + 'static
 {
     /// Which database this is.
     fn kind(&self) -> DatabaseKind;
