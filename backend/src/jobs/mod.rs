@@ -25,6 +25,10 @@ pub mod runner;
 
 use std::fmt;
 
+pub mod drafts;
+pub mod input;
+pub mod preview;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use super::Result;
 use crate::accounts::ApiAccountId;
+use crate::jobs::preview::DeviceFacts;
 use crate::mirror::sync::{RunId, SyncCause, SyncPhase, SyncRun};
 use crate::mirror::{DeviceAttributes, ServiceAttributes};
 use crate::orgs::OrgId;
@@ -144,6 +145,51 @@ pub trait MirrorStore: Send + Sync {
     /// Abandons a run that cannot be resumed: marks it failed with `error` and deletes its
     /// pages; the account's next run starts over.
     async fn fail_sync_run(&self, run: RunId, error: &str, now: i64) -> Result<()>;
+
+    /// What the assignment preview needs of the devices with these serials (exact), in one
+    /// query, absent ones included; unknown serials are left out. Callers send at most
+    /// [`crate::jobs::preview::LOOKUP_CHUNK`] serials at a time.
+    async fn devices_by_serials(&self, org: OrgId, serials: &[String]) -> Result<Vec<DeviceFacts>>;
+
+    /// The API account that returned a device management service (`None`: not mirrored).
+    async fn service_account(&self, org: OrgId, service_id: &str) -> Result<Option<ApiAccountId>>;
+}
+
+/// The columns of [`DeviceFacts`], after `serial`; the account id as text on both databases.
+pub(super) const FACT_COLUMNS: &str = "status, service_id, absent_since, migration_capable, \
+    migration_status, migration_deadline";
+
+/// A [`DeviceFacts`] row.
+#[derive(sqlx::FromRow)]
+pub(super) struct FactsRow {
+    serial: String,
+    account_id: String,
+    status: Option<String>,
+    service_id: Option<String>,
+    absent_since: Option<i64>,
+    /// SQLite's 0/1 INTEGER decodes as a boolean too.
+    migration_capable: Option<bool>,
+    migration_status: Option<String>,
+    migration_deadline: Option<i64>,
+}
+
+impl TryFrom<FactsRow> for DeviceFacts {
+    type Error = super::StoreError;
+
+    fn try_from(r: FactsRow) -> Result<Self> {
+        Ok(Self {
+            account_id: ApiAccountId(uuid::Uuid::parse_str(&r.account_id).map_err(|e| {
+                super::StoreError::Corrupt(format!("mirror_devices.account_id: {e}"))
+            })?),
+            serial: r.serial,
+            status: r.status,
+            service_id: r.service_id,
+            absent_since: r.absent_since,
+            migration_capable: r.migration_capable,
+            migration_status: r.migration_status,
+            migration_deadline: r.migration_deadline,
+        })
+    }
 }
 
 /// Binds a device's columns after `org_id, serial, account_id`, in the order of the upsert's

@@ -10,6 +10,7 @@
 //! `NotFound`, a unique-constraint violation becomes `Conflict` naming the constraint.
 
 pub mod accounts;
+pub mod drafts;
 pub mod identity;
 pub mod jobs;
 pub mod leases;
@@ -36,6 +37,7 @@ use crate::config::DatabaseConfig;
 use crate::orgs::{NewOrganization, OrgId, Organization};
 
 pub use accounts::{AccountStore, MAX_ACCOUNTS_CONSTRAINT};
+pub use drafts::DraftStore;
 pub use identity::IdentityStore;
 pub use jobs::JobStore;
 pub use leases::{LeaseKey, LeaseStore};
@@ -123,6 +125,7 @@ pub trait Store:
     + IdentityStore
     + MirrorStore
     + DeviceSearch
+    + DraftStore
     + JobStore
     + LeaseStore
     + Send

@@ -7,10 +7,12 @@ use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::mirror::{
-    Checkpoint, DeviceChange, MirrorStore, PresentDevice, StoredHash, push_device_columns,
+    Checkpoint, DeviceChange, FACT_COLUMNS, FactsRow, MirrorStore, PresentDevice, StoredHash,
+    push_device_columns,
 };
 use super::{PostgresStore, Result, StoreError};
 use crate::accounts::ApiAccountId;
+use crate::jobs::preview::DeviceFacts;
 use crate::mirror::sync::{RunId, RunState, SyncCause, SyncPhase, SyncRun};
 use crate::mirror::{DeviceAttributes, ServiceAttributes};
 use crate::orgs::OrgId;
@@ -441,4 +443,43 @@ impl MirrorStore for PostgresStore {
         .map_err(StoreError::Database)?;
         tx.commit().await.map_err(StoreError::Database)
     }
+
+    async fn devices_by_serials(&self, org: OrgId, serials: &[String]) -> Result<Vec<DeviceFacts>> {
+        if serials.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<FactsRow> = sqlx::query_as(&format!(
+            "SELECT serial, account_id::text AS account_id, {FACT_COLUMNS} \
+             FROM (SELECT DISTINCT s FROM UNNEST($2::text[]) AS u (s)) AS wanted \
+             JOIN mirror_devices ON org_id = $1 AND serial = wanted.s"
+        ))
+        .bind(org.0)
+        .bind(serials)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn service_account(&self, org: OrgId, service_id: &str) -> Result<Option<ApiAccountId>> {
+        let account: Option<Uuid> = sqlx::query_scalar(
+            "SELECT account_id FROM mirror_services WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org.0)
+        .bind(service_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(account.map(ApiAccountId))
+    }
+}
+
+/// The advisory-lock key of an account's sync: its id's first 8 bytes, under a namespace
+/// so Orchard's other advisory locks (if any) cannot collide by accident.
+fn advisory_key(account: ApiAccountId) -> i64 {
+    const NAMESPACE: i64 = 0x4f52_4348; // "ORCH"
+    let bytes = account.0.as_bytes();
+    let mut high = [0u8; 8];
+    high.copy_from_slice(&bytes[..8]);
+    i64::from_be_bytes(high) ^ NAMESPACE
 }

@@ -7,10 +7,12 @@ use sqlx::{FromRow, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::mirror::{
-    Checkpoint, DeviceChange, MirrorStore, PresentDevice, StoredHash, push_device_columns,
+    Checkpoint, DeviceChange, FACT_COLUMNS, FactsRow, MirrorStore, PresentDevice, StoredHash,
+    push_device_columns,
 };
 use super::{Result, SqliteStore, StoreError};
 use crate::accounts::ApiAccountId;
+use crate::jobs::preview::DeviceFacts;
 use crate::mirror::sync::{RunId, RunState, SyncCause, SyncPhase, SyncRun};
 use crate::mirror::{DeviceAttributes, ServiceAttributes};
 use crate::orgs::OrgId;
@@ -484,5 +486,40 @@ impl MirrorStore for SqliteStore {
         .await
         .map_err(StoreError::Database)?;
         tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn devices_by_serials(&self, org: OrgId, serials: &[String]) -> Result<Vec<DeviceFacts>> {
+        if serials.is_empty() {
+            return Ok(Vec::new());
+        }
+        let serials: Vec<&str> = serials.iter().map(String::as_str).collect();
+        let rows: Vec<FactsRow> = sqlx::query_as(&format!(
+            "SELECT serial, account_id, {FACT_COLUMNS} FROM mirror_devices \
+             WHERE org_id = ? AND serial IN (SELECT value FROM json_each(?))"
+        ))
+        .bind(org.0.to_string())
+        .bind(json_list(&serials))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn service_account(&self, org: OrgId, service_id: &str) -> Result<Option<ApiAccountId>> {
+        let account: Option<String> = sqlx::query_scalar(
+            "SELECT account_id FROM mirror_services WHERE org_id = ? AND id = ?",
+        )
+        .bind(org.0.to_string())
+        .bind(service_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        account
+            .map(|a| {
+                Uuid::parse_str(&a)
+                    .map(ApiAccountId)
+                    .map_err(|e| corrupt("account_id", e))
+            })
+            .transpose()
     }
 }
