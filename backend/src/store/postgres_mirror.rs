@@ -473,13 +473,3 @@ impl MirrorStore for PostgresStore {
         Ok(account.map(ApiAccountId))
     }
 }
-
-/// The advisory-lock key of an account's sync: its id's first 8 bytes, under a namespace
-/// so Orchard's other advisory locks (if any) cannot collide by accident.
-fn advisory_key(account: ApiAccountId) -> i64 {
-    const NAMESPACE: i64 = 0x4f52_4348; // "ORCH"
-    let bytes = account.0.as_bytes();
-    let mut high = [0u8; 8];
-    high.copy_from_slice(&bytes[..8]);
-    i64::from_be_bytes(high) ^ NAMESPACE
-}
