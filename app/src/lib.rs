@@ -23,6 +23,7 @@ use crate::pages::areas::AreaPage;
 use crate::pages::devices::{DevicePage, DevicesPage, ServicesPage};
 use crate::pages::error::ErrorPage;
 use crate::pages::home::HomePage;
+use crate::pages::jobs::{ConfirmPage, JobPage, JobsPage};
 use crate::pages::login::LoginPage;
 use crate::pages::not_found::NotFoundPage;
 use crate::pages::settings::accounts::OrganizationPage;
@@ -91,6 +92,13 @@ pub fn App() -> impl IntoView {
                             view=|| view! { <AreaPage path="/assign"/> }
                             ssr=SsrMode::Async
                         />
+                        <Route
+                            path=path!("/assign/:draft/confirm")
+                            view=ConfirmPage
+                            ssr=SsrMode::Async
+                        />
+                        <Route path=path!("/jobs") view=JobsPage ssr=SsrMode::Async/>
+                        <Route path=path!("/jobs/:id") view=JobPage ssr=SsrMode::Async/>
                         <Route
                             path=path!("/blueprints")
                             view=|| view! { <AreaPage path="/blueprints"/> }

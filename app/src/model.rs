@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 pub mod account;
 pub mod accounts;
 pub mod devices;
+pub mod jobs;
 pub mod sso;
 pub mod users;
 

@@ -467,6 +467,9 @@ pub struct JobsConfig {
     /// hour); with `Retry-After`, at least that. Default 60000.
     /// Env: `ORCHARD_JOBS__RATE_LIMIT_BACKOFF_MS`.
     pub rate_limit_backoff_ms: u64,
+    /// Above this many devices the wizard asks for the number of devices to be typed to
+    /// confirm. Default 100. Env: `ORCHARD_JOBS__CONFIRM_THRESHOLD`.
+    pub confirm_threshold: u64,
 }
 
 impl Default for JobsConfig {
@@ -484,6 +487,7 @@ impl Default for JobsConfig {
             reconcile_after_ms: 15 * 60 * 1000,
             max_attempts: 3,
             rate_limit_backoff_ms: 60_000,
+            confirm_threshold: 100,
         }
     }
 }
@@ -820,8 +824,14 @@ impl Config {
             ("jobs.poll_first_ms", self.jobs.poll_first_ms),
             ("jobs.poll_max_ms", self.jobs.poll_max_ms),
             ("jobs.max_attempts", u64::from(self.jobs.max_attempts)),
-            ("budget.reads_per_minute", u64::from(self.budget.reads_per_minute)),
-            ("budget.writes_per_hour", u64::from(self.budget.writes_per_hour)),
+            (
+                "budget.reads_per_minute",
+                u64::from(self.budget.reads_per_minute),
+            ),
+            (
+                "budget.writes_per_hour",
+                u64::from(self.budget.writes_per_hour),
+            ),
             ("budget.max_in_flight", u64::from(self.budget.max_in_flight)),
         ] {
             if value == 0 {

@@ -6,6 +6,7 @@
 pub mod api_errors;
 pub mod auth;
 pub mod export;
+pub mod job_export;
 pub mod metrics;
 pub mod oidc;
 pub mod security;
@@ -25,9 +26,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use backend::accounts::Clients;
 use backend::identity::login::{Authenticator, LoginPolicy};
-use backend::jobs::JobRunner;
 use backend::identity::password::PasswordHasher;
 use backend::identity::sessions::{Clock, DbSessionStore, SessionTimeouts};
+use backend::jobs::JobRunner;
 use backend::mirror::index::DeviceIndex;
 use backend::mirror::sync::SyncEngine;
 use backend::oidc::ProviderCache;
@@ -204,6 +205,7 @@ pub fn build_app(state: AppState) -> Router {
             shell,
         ))
         .route("/devices/export.csv", get(export::devices_csv))
+        .route("/jobs/{job}/results.csv", get(job_export::job_results_csv))
         .route("/auth/oidc/start", get(oidc::start))
         .route(&callback, get(oidc::callback))
         // Innermost first: error statuses, then who is signed in (and the sign-in gate),

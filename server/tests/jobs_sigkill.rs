@@ -14,13 +14,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backend::Store;
 use backend::accounts::{self, AccountKind, AccountUrls, NewApiAccount};
 use backend::audit::Actor;
 use backend::config::DatabaseConfig;
-use backend::jobs::{self, ChunkState, ItemFilter, ItemOutcome, JobAction, JobId, JobStatus, NewJob};
+use backend::jobs::{
+    self, ChunkState, ItemFilter, ItemOutcome, JobAction, JobId, JobStatus, NewJob,
+};
 use backend::orgs::NewOrganization;
 use backend::vault::{MasterKey, Vault};
-use backend::Store;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use simulator::{FaultConfig, RunningSimulator, Simulator};
@@ -218,7 +220,9 @@ async fn a_10k_job_survives_20_sigkills_without_a_lost_or_duplicated_device() {
     )
     .await
     .unwrap();
-    jobs::confirm_job(store.as_ref(), &actor, org, job).await.unwrap();
+    jobs::confirm_job(store.as_ref(), &actor, org, job)
+        .await
+        .unwrap();
 
     let started = Instant::now();
     let mut kinds = [0usize; 3];
@@ -235,7 +239,9 @@ async fn a_10k_job_survives_20_sigkills_without_a_lost_or_duplicated_device() {
             // Right after `sending` is persisted: the POST has not reached Apple yet.
             1 => {
                 while Instant::now() < patience
-                    && !chunk_states(&store, job).await.contains(&ChunkState::Sending)
+                    && !chunk_states(&store, job)
+                        .await
+                        .contains(&ChunkState::Sending)
                 {
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
@@ -272,7 +278,10 @@ async fn a_10k_job_survives_20_sigkills_without_a_lost_or_duplicated_device() {
         if status.is_finished() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the job did not finish after the kills");
+        assert!(
+            Instant::now() < deadline,
+            "the job did not finish after the kills"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     kill(&mut child);
@@ -280,7 +289,10 @@ async fn a_10k_job_survives_20_sigkills_without_a_lost_or_duplicated_device() {
         "finished {status:?} after {:.1} s; kills by kind {kinds:?}, {killed_while_sending} with a chunk sending, {killed_after_accept} right after Apple accepted",
         started.elapsed().as_secs_f64()
     );
-    assert!(killed_while_sending >= 3, "the kills missed the sending window");
+    assert!(
+        killed_while_sending >= 3,
+        "the kills missed the sending window"
+    );
     assert_eq!(status, JobStatus::Completed);
 
     // Apple saw every serial in exactly one activity, and nothing else.

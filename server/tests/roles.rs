@@ -313,6 +313,49 @@ fn server_functions() -> Vec<Row> {
             expect: REFRESH_FROM_APPLE,
         },
         Row {
+            path: GetConfirmation::PATH,
+            get: true,
+            // No such draft: past the check it is a 404.
+            args: unknown_draft,
+            expect: ASSIGN_DEVICES,
+        },
+        Row {
+            path: StartJob::PATH,
+            get: false,
+            args: unknown_draft,
+            expect: ASSIGN_DEVICES,
+        },
+        Row {
+            path: ListJobs::PATH,
+            get: true,
+            args: |f| vec![("org", f.org.clone())],
+            expect: ASSIGN_DEVICES,
+        },
+        Row {
+            path: GetJob::PATH,
+            get: true,
+            args: unknown_job,
+            expect: ASSIGN_DEVICES,
+        },
+        Row {
+            path: GetJobResults::PATH,
+            get: true,
+            args: unknown_job,
+            expect: ASSIGN_DEVICES,
+        },
+        Row {
+            path: CancelJob::PATH,
+            get: false,
+            args: unknown_job,
+            expect: ASSIGN_DEVICES,
+        },
+        Row {
+            path: RetryFailed::PATH,
+            get: false,
+            args: unknown_job,
+            expect: ASSIGN_DEVICES,
+        },
+        Row {
             path: ListAudit::PATH,
             get: true,
             args: none,
@@ -393,6 +436,19 @@ const REFRESH_FROM_APPLE: [Outcome; 8] = [Out, No, No, Yes, Yes, Yes, No, No];
 /// Admins of the organization only (`ManageAccounts`).
 const MANAGE_ACCOUNTS: [Outcome; 8] = [Out, No, No, No, No, Yes, No, No];
 
+/// Assigning devices and the jobs that do it (`AssignDevices`: operators and admins).
+const ASSIGN_DEVICES: [Outcome; 8] = [Out, No, No, No, Yes, Yes, No, No];
+
+/// A wizard draft that does not exist: past the check it is a 404, and nothing starts.
+fn unknown_draft(f: &Fixture) -> Vec<(&'static str, String)> {
+    vec![("org", f.org.clone()), ("draft", DRAFT.into())]
+}
+
+/// A job that does not exist: past the check it is a 404, and nothing changes.
+fn unknown_job(f: &Fixture) -> Vec<(&'static str, String)> {
+    vec![("org", f.org.clone()), ("job", JOB.into())]
+}
+
 /// An API account id that does not exist: past the check it is a 404, and nothing changes.
 fn unknown_account(f: &Fixture) -> Vec<(&'static str, String)> {
     vec![
@@ -419,6 +475,13 @@ fn pages(f: &Fixture) -> Vec<(String, [Outcome; 8])> {
         ("/services".into(), [Out, No, No, Yes, Yes, Yes, Yes, No]),
         (format!("/services?org={}", f.org), VIEW_SERVICES),
         ("/assign".into(), signed_in),
+        (
+            format!("/assign/{DRAFT}/confirm?org={}", f.org),
+            ASSIGN_DEVICES,
+        ),
+        ("/jobs".into(), [Out, No, No, No, Yes, Yes, Yes, No]),
+        (format!("/jobs?org={}", f.org), ASSIGN_DEVICES),
+        (format!("/jobs/{JOB}?org={}", f.org), ASSIGN_DEVICES),
         ("/blueprints".into(), signed_in),
         ("/configurations".into(), signed_in),
         ("/directory".into(), signed_in),
@@ -446,12 +509,18 @@ fn page_patterns(f: &Fixture) -> BTreeSet<String> {
             path.replace(&f.org, "{org}")
                 .replace(&f.other_org, "{org}")
                 .replace(SERIAL, "{serial}")
+                .replace(DRAFT, "{draft}")
+                .replace(JOB, "{id}")
         })
         .collect()
 }
 
 /// A serial number no organization has, for the device page's row.
 const SERIAL: &str = "NOSUCHSERIAL";
+/// A wizard draft nobody has.
+const DRAFT: &str = "6f1c2a9e-0000-4000-8000-00000000d1af";
+/// A job id no organization has.
+const JOB: &str = "987654321";
 
 struct Mismatch {
     what: String,

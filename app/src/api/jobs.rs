@@ -434,14 +434,16 @@ pub(crate) mod ssr {
     pub fn outcome(text: Option<&str>) -> Result<Option<ItemOutcome>, AppError> {
         match text.map(str::trim).filter(|t| !t.is_empty() && *t != "all") {
             None => Ok(None),
-            Some(t) => ItemOutcome::parse(t).map(Some).ok_or_else(|| AppError::Validation {
-                fields: vec![FieldError {
-                    field: "outcome".to_owned(),
-                    message: format!(
-                        "\"{t}\" is not an outcome; use succeeded, failed, skipped or pending."
-                    ),
-                }],
-            }),
+            Some(t) => ItemOutcome::parse(t)
+                .map(Some)
+                .ok_or_else(|| AppError::Validation {
+                    fields: vec![FieldError {
+                        field: "outcome".to_owned(),
+                        message: format!(
+                            "\"{t}\" is not an outcome; use succeeded, failed, skipped or pending."
+                        ),
+                    }],
+                }),
         }
     }
 

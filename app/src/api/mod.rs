@@ -4,6 +4,7 @@
 pub mod account;
 pub mod auth;
 pub mod devices;
+pub mod jobs;
 pub mod preferences;
 pub mod settings;
 #[cfg(feature = "ssr")]
@@ -21,6 +22,10 @@ pub use auth::{
 pub use devices::{
     GetDevice, GetDeviceFilters, GetSyncStatus, ListDevices, ListServices, SyncNow, get_device,
     get_device_filters, get_sync_status, list_devices, list_services, sync_now,
+};
+pub use jobs::{
+    CancelJob, GetConfirmation, GetJob, GetJobResults, ListJobs, RetryFailed, StartJob, cancel_job,
+    get_confirmation, get_job, get_job_results, list_jobs, retry_failed, start_job,
 };
 pub use preferences::{SetTheme, set_theme};
 pub use settings::audit::{ListAudit, list_audit};

@@ -239,7 +239,11 @@ pub fn JobPage() -> impl IntoView {
     let query = use_query_map();
     let org = org_param();
     let id = Memo::new(move |_| {
-        params.with(|p| p.get("id").and_then(|id| id.parse::<i64>().ok()).unwrap_or(0))
+        params.with(|p| {
+            p.get("id")
+                .and_then(|id| id.parse::<i64>().ok())
+                .unwrap_or(0)
+        })
     });
     let cancel = ServerAction::<CancelJob>::new();
     let tick = RwSignal::new(0_u64);
@@ -250,8 +254,7 @@ pub fn JobPage() -> impl IntoView {
     // The results follow the job while it runs (new outcomes arrive chunk by chunk).
     let results = Resource::new(
         move || {
-            let (outcome, after) =
-                query.with(|q| (q.get("outcome"), q.get("after")));
+            let (outcome, after) = query.with(|q| (q.get("outcome"), q.get("after")));
             (org.get(), id.get(), outcome, after, tick.get())
         },
         |(org, id, outcome, after, _)| get_job_results(org, id, outcome, after),
@@ -350,6 +353,7 @@ fn JobProgressView(view: JobView, cancel: ServerAction<CancelJob>) -> impl IntoV
         }
     });
     let refresh = format!("/jobs/{}?org={org_q}", job.id);
+    let org_id = org.id.clone();
     view! {
         <p class="lede">
             <span data-testid="job-action">{job.action.clone()}</span>
@@ -393,7 +397,7 @@ fn JobProgressView(view: JobView, cancel: ServerAction<CancelJob>) -> impl IntoV
             {(!finished).then(|| view! {
                 <a href=refresh.clone() rel="external">"Refresh"</a>
                 <ActionForm action=cancel>
-                    <input type="hidden" name="org" value=org.id.clone()/>
+                    <input type="hidden" name="org" value=org_id.clone()/>
                     <input type="hidden" name="job" value=job.id/>
                     <button type="submit" class="secondary">"Cancel the job"</button>
                 </ActionForm>
@@ -416,7 +420,13 @@ fn ResultsView(org: String, job: i64, page: ResultPage) -> impl IntoView {
     let org_q = query_escape(&org);
     let base = format!("/jobs/{job}?org={org_q}");
     let csv = format!("/jobs/{job}/results.csv?org={org_q}");
-    let filters = [("", "All"), ("failed", "Failed"), ("succeeded", "Succeeded"), ("skipped", "Skipped"), ("pending", "Pending")];
+    let filters = [
+        ("", "All"),
+        ("failed", "Failed"),
+        ("succeeded", "Succeeded"),
+        ("skipped", "Skipped"),
+        ("pending", "Pending"),
+    ];
     let next = page.next.map(|after| {
         format!(
             "{base}&outcome={}&after={}",

@@ -5,6 +5,7 @@ pub mod areas;
 pub mod devices;
 pub mod error;
 pub mod home;
+pub mod jobs;
 pub mod login;
 pub mod not_found;
 pub mod settings;

@@ -53,6 +53,9 @@ pub trait JobStore: Send + Sync {
     /// The organization's jobs, newest first, with ids below `before` (keyset), at most `limit`.
     async fn list_jobs(&self, org: OrgId, before: Option<JobId>, limit: u32) -> Result<Vec<Job>>;
 
+    /// The jobs that retry `job`'s failures, oldest first.
+    async fn job_retries(&self, job: JobId) -> Result<Vec<JobId>>;
+
     /// Items by serial (bytewise), after `after` (keyset), optionally of one outcome.
     async fn job_items(
         &self,

@@ -83,9 +83,7 @@ impl JobStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        let chunk_of: Vec<i64> = (0..new.to_send.len())
-            .map(|i| (i / size) as i64)
-            .collect();
+        let chunk_of: Vec<i64> = (0..new.to_send.len()).map(|i| (i / size) as i64).collect();
         sqlx::query(
             "INSERT INTO job_items (job_id, serial, chunk_idx, outcome) \
              SELECT $1, serial, chunk_idx, 'pending' FROM UNNEST($2::text[], $3::bigint[]) \
@@ -139,6 +137,16 @@ impl JobStore for PostgresStore {
             .await
             .map_err(db)?,
         )
+    }
+
+    async fn job_retries(&self, job: JobId) -> Result<Vec<JobId>> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM jobs WHERE retry_of = $1 ORDER BY id")
+                .bind(job.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(ids.into_iter().map(JobId).collect())
     }
 
     async fn job_items(

@@ -121,9 +121,8 @@ impl JobStore for SqliteStore {
     }
 
     async fn list_jobs(&self, org: OrgId, before: Option<JobId>, limit: u32) -> Result<Vec<Job>> {
-        let mut query = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE org_id = "
-        ));
+        let mut query =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE org_id = "));
         query.push_bind(org.0.to_string());
         if let Some(before) = before {
             query.push(" AND id < ").push_bind(before.0);
@@ -138,6 +137,16 @@ impl JobStore for SqliteStore {
                 .await
                 .map_err(db)?,
         )
+    }
+
+    async fn job_retries(&self, job: JobId) -> Result<Vec<JobId>> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM jobs WHERE retry_of = ? ORDER BY id")
+                .bind(job.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(ids.into_iter().map(JobId).collect())
     }
 
     async fn job_items(
