@@ -141,6 +141,13 @@ export default defineConfig({
         // sign-in attempts is tested in server/tests, not here.
         ORCHARD_AUTH__ADDRESS_MAX_ATTEMPTS: "100000",
         ORCHARD_DEMO__DEVICES: "500",
+        // The demo's Apple runs 20 times faster (an assignment takes half a second and shows
+        // in the device lists 1.5 s later) and the job runner polls and verifies to match.
+        ORCHARD_DEMO__TIME_SCALE: "20",
+        ORCHARD_JOBS__TICK_MS: "500",
+        ORCHARD_JOBS__POLL_FIRST_MS: "300",
+        ORCHARD_JOBS__POLL_MAX_MS: "1000",
+        ORCHARD_JOBS__ASSIGNMENT_LAG_MS: "2000",
       },
     },
   ],

@@ -155,6 +155,10 @@ pub struct DemoConfig {
     /// Seed of the generated organization and of its API credentials; the same seed gives the
     /// same devices and the same key. Default 1. Env: `ORCHARD_DEMO__SEED`.
     pub seed: u64,
+    /// How much faster than Apple the demo's Apple runs: activity phases and the assignment
+    /// lag are divided by it (1 = Apple's pace: an assignment takes about 10 s, and shows in
+    /// the device lists 30 s later). Default 1. Env: `ORCHARD_DEMO__TIME_SCALE`.
+    pub time_scale: f64,
 }
 
 /// When the demo organization runs.
@@ -172,6 +176,7 @@ impl Default for DemoConfig {
             enabled: DemoMode::Auto,
             devices: 5000,
             seed: 1,
+            time_scale: 1.0,
         }
     }
 }
@@ -837,6 +842,12 @@ impl Config {
             if value == 0 {
                 return Err(invalid(setting, "must be at least 1".to_owned()));
             }
+        }
+        if !(self.demo.time_scale.is_finite() && self.demo.time_scale > 0.0) {
+            return Err(invalid(
+                "demo.time_scale",
+                "must be a number above 0 (1 runs at Apple's pace)".to_owned(),
+            ));
         }
         if let Err(e) = crate::jobs::check_chunk_size(self.jobs.chunk_size) {
             return Err(invalid("jobs.chunk_size", e.to_string()));

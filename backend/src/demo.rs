@@ -94,6 +94,7 @@ pub async fn start_demo(
     let sim = simulator::Simulator::builder()
         .seed(config.seed)
         .devices(config.devices)
+        .time_scale(config.time_scale)
         .spawn()
         .await
         .map_err(DemoError::Simulator)?;
