@@ -228,7 +228,7 @@ fn futures_stream(
 }
 
 /// One CSV cell: formula-looking text defused, quoted when needed.
-fn push_cell(out: &mut String, value: &str) {
+pub(crate) fn push_cell(out: &mut String, value: &str) {
     // A plain number ("-2085650007946880", a purchase source id) is data, not a formula.
     let number = value.parse::<f64>().is_ok();
     let defused = !number
