@@ -7,7 +7,9 @@
 // The UI actions of the flow (sign-in aside) are counted and logged: the issue's bar is at most
 // 10 through the download of the results; this spec covers the part up to the confirm link.
 import { readFileSync } from "node:fs";
+import type { Page } from "@playwright/test";
 import { test, expect } from "../fixtures/orchard";
+import type { Shell } from "../fixtures/shell";
 import { signInAtProvider } from "../fixtures/auth";
 
 type Row = { serial: string; status: string; service: string };
@@ -28,14 +30,11 @@ function exportRows(csv: string): Row[] {
   });
 }
 
-test("an operator pastes serials with junk, chooses a service and previews exactly what would change", async ({
-  page,
-  shell,
-  expectAccessible,
-}) => {
+/** Signs in at the test provider as `login` and waits until the demo organization has synced. */
+async function signInAfterSync(page: Page, shell: Shell, login: string) {
   await shell.goto("/login?next=/devices");
   await page.getByRole("link", { name: "Sign in with Test SSO" }).click();
-  await signInAtProvider(page, "olivia");
+  await signInAtProvider(page, login);
   await expect(page).toHaveURL(/\/devices$/);
   await shell.ready();
   // The demo organization's first sync starts with the server; wait for it.
@@ -43,6 +42,14 @@ test("an operator pastes serials with junk, chooses a service and previews exact
     await shell.goto("/devices");
     await expect(page.getByTestId("freshness")).toContainText("Synced", { timeout: 1_000 });
   }).toPass({ timeout: 60_000 });
+}
+
+test("an operator pastes serials with junk, chooses a service and previews exactly what would change", async ({
+  page,
+  shell,
+  expectAccessible,
+}) => {
+  await signInAfterSync(page, shell, "olivia");
   await expect(shell.navLink("Assign devices")).toBeVisible();
 
   // 100 devices of the organization, from the device export.
@@ -132,11 +139,7 @@ test("an operator pastes serials with junk, chooses a service and previews exact
 });
 
 test("a helpdesk user cannot reach the wizard", async ({ page, shell }) => {
-  await shell.goto("/login?next=/devices");
-  await page.getByRole("link", { name: "Sign in with Test SSO" }).click();
-  await signInAtProvider(page, "hank");
-  await expect(page).toHaveURL(/\/devices$/);
-  await shell.ready();
+  await signInAfterSync(page, shell, "hank");
   await expect(shell.navLink("Assign devices")).toHaveCount(0);
   const response = await page.goto("/assign");
   await shell.ready();
@@ -146,15 +149,7 @@ test("a helpdesk user cannot reach the wizard", async ({ page, shell }) => {
 });
 
 test("rows selected on the Devices page arrive in the wizard", async ({ page, shell }) => {
-  await shell.goto("/login?next=/devices");
-  await page.getByRole("link", { name: "Sign in with Test SSO" }).click();
-  await signInAtProvider(page, "olivia");
-  await expect(page).toHaveURL(/\/devices$/);
-  await shell.ready();
-  await expect(async () => {
-    await shell.goto("/devices");
-    await expect(page.locator("tbody tr").first()).toBeVisible({ timeout: 1_000 });
-  }).toPass({ timeout: 60_000 });
+  await signInAfterSync(page, shell, "olivia");
   const rows = page.locator("tbody tr");
   const first = (await rows.nth(0).getAttribute("data-serial"))!;
   const second = (await rows.nth(1).getAttribute("data-serial"))!;

@@ -182,26 +182,24 @@ pub async fn get_draft_input(draft: String) -> Result<DraftInputView, AppError> 
 
     use crate::model::assign::ColumnChoice;
 
-    let state = crate::ssr::state()?;
-    let user = crate::ssr::auth::require_user()?;
-    let draft = crate::ssr::assign::load_draft(&state, &user, &draft).await?;
+    let (state, _, draft) = ssr::my_draft(&draft).await?;
     let org = state.store.organization(draft.org).await?;
+    let choices = |columns: &[backend::jobs::input::CsvColumn]| -> Vec<ColumnChoice> {
+        columns
+            .iter()
+            .map(|col| ColumnChoice {
+                number: col.number,
+                label: col.label(),
+            })
+            .collect()
+    };
     let (summary, error, columns, column) = match draft.input.read() {
         Ok(read) => {
             let csv = read.csv.as_ref();
             (
                 Some(ssr::summary(&draft.input, &read)),
                 None,
-                csv.map(|c| {
-                    c.columns
-                        .iter()
-                        .map(|col| ColumnChoice {
-                            number: col.number,
-                            label: col.label(),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
+                csv.map(|c| choices(&c.columns)).unwrap_or_default(),
                 csv.map(|c| c.column),
             )
         }
@@ -210,16 +208,7 @@ pub async fn get_draft_input(draft: String) -> Result<DraftInputView, AppError> 
             let columns = backend::jobs::input::csv_rows(&draft.input.text)
                 .ok()
                 .filter(|_| draft.input.source == DraftSource::Csv)
-                .map(|rows| {
-                    backend::jobs::input::csv_columns(&rows)
-                        .1
-                        .iter()
-                        .map(|col| ColumnChoice {
-                            number: col.number,
-                            label: col.label(),
-                        })
-                        .collect()
-                })
+                .map(|rows| choices(&backend::jobs::input::csv_columns(&rows).1))
                 .unwrap_or_default();
             (
                 None,
@@ -254,9 +243,7 @@ pub async fn get_action_choices(draft: String) -> Result<ActionChoices, AppError
 
     use crate::model::assign::{ChosenAction, ServiceOption};
 
-    let state = crate::ssr::state()?;
-    let user = crate::ssr::auth::require_user()?;
-    let draft = crate::ssr::assign::load_draft(&state, &user, &draft).await?;
+    let (state, _, draft) = ssr::my_draft(&draft).await?;
     let org = state.store.organization(draft.org).await?;
     let store = state.store.as_ref();
     let (input, input_error, migration) = match draft.input.read() {
@@ -318,9 +305,7 @@ pub async fn choose_action(
 ) -> Result<(), AppError> {
     use backend::jobs::preview::check_action;
 
-    let state = crate::ssr::state()?;
-    let user = crate::ssr::auth::require_user()?;
-    let draft = crate::ssr::assign::load_draft(&state, &user, &draft).await?;
+    let (state, user, draft) = ssr::my_draft(&draft).await?;
     let now = crate::api::devices::ssr::now();
     let action = ssr::action_from_form(&kind, service.as_deref(), deadline.as_deref())?;
     let services = state.store.services(draft.org).await?;
@@ -342,9 +327,7 @@ pub async fn get_preview(
     #[server(default)] group: Option<String>,
     #[server(default)] page: Option<u32>,
 ) -> Result<PreviewView, AppError> {
-    let state = crate::ssr::state()?;
-    let user = crate::ssr::auth::require_user()?;
-    let draft = crate::ssr::assign::load_draft(&state, &user, &draft).await?;
+    let (state, _, draft) = ssr::my_draft(&draft).await?;
     ssr::preview_view(&state, &draft, group.as_deref(), page.unwrap_or(1)).await
 }
 
@@ -363,9 +346,18 @@ pub(crate) mod ssr {
         FilterOffer, GroupCount, InputSummary, MoveCount, PREVIEW_PAGE, PreviewLine, PreviewView,
     };
     use crate::ssr::AppState;
+    use crate::ssr::auth::CurrentUser;
 
     /// Rows read per page while resolving a filter.
     const FILTER_PAGE: u32 = 500;
+
+    /// The state, the signed-in user and their draft `id` (see `crate::ssr::assign`).
+    pub async fn my_draft(id: &str) -> Result<(AppState, CurrentUser, Draft), AppError> {
+        let state = crate::ssr::state()?;
+        let user = crate::ssr::auth::require_user()?;
+        let draft = crate::ssr::assign::load_draft(&state, &user, id).await?;
+        Ok((state, user, draft))
+    }
 
     pub fn summary(input: &DraftInput, read: &ReadInput) -> InputSummary {
         let t = read.parsed.tally();

@@ -73,6 +73,15 @@ fn WizardHead(step: usize) -> impl IntoView {
     }
 }
 
+/// A table's header row of `columns` (`numeric` ones right-aligned).
+fn head_row(columns: &[(&'static str, bool)]) -> impl IntoView + use<> {
+    let cells = columns
+        .iter()
+        .map(|(label, numeric)| view! { <th scope="col" class:numeric=*numeric>{*label}</th> })
+        .collect_view();
+    view! { <thead><tr>{cells}</tr></thead> }
+}
+
 /// The draft id of the current route.
 fn draft_param() -> Memo<String> {
     let params = use_params_map();
@@ -673,13 +682,7 @@ fn PreviewBody(preview: PreviewView) -> impl IntoView {
         <div class="table-scroll">
             <table class="data-table preview-counts">
                 <caption>"Entries per group"</caption>
-                <thead>
-                    <tr>
-                        <th scope="col">"Group"</th>
-                        <th scope="col" class="numeric">"Entries"</th>
-                        <th scope="col">"Outcome"</th>
-                    </tr>
-                </thead>
+                {head_row(&[("Group", false), ("Entries", true), ("Outcome", false)])}
                 <tbody>{count_rows}</tbody>
                 <tfoot>
                     <tr>
@@ -716,14 +719,7 @@ fn PreviewBody(preview: PreviewView) -> impl IntoView {
             <div class="table-scroll">
                 <table class="data-table preview-list">
                     <caption class="sr-only">"Entries and what happens to them"</caption>
-                    <thead>
-                        <tr>
-                            <th scope="col">"Where"</th>
-                            <th scope="col">"As written"</th>
-                            <th scope="col">"Result"</th>
-                            <th scope="col">"Why"</th>
-                        </tr>
-                    </thead>
+                    {head_row(&[("Where", false), ("As written", false), ("Result", false), ("Why", false)])}
                     <tbody>
                         {rows
                             .into_iter()
