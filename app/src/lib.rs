@@ -20,6 +20,7 @@ use crate::components::layout::{Layout, provide_me};
 use crate::components::theme::{ThemeContext, initial_theme};
 use crate::pages::account::AccountPage;
 use crate::pages::areas::AreaPage;
+use crate::pages::assign::{ActionPage, AssignPage, DraftInputPage, PreviewPage};
 use crate::pages::devices::{DevicePage, DevicesPage, ServicesPage};
 use crate::pages::error::ErrorPage;
 use crate::pages::home::HomePage;
@@ -87,11 +88,10 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/devices") view=DevicesPage ssr=SsrMode::Async/>
                         <Route path=path!("/devices/:serial") view=DevicePage ssr=SsrMode::Async/>
                         <Route path=path!("/services") view=ServicesPage ssr=SsrMode::Async/>
-                        <Route
-                            path=path!("/assign")
-                            view=|| view! { <AreaPage path="/assign"/> }
-                            ssr=SsrMode::Async
-                        />
+                        <Route path=path!("/assign") view=AssignPage ssr=SsrMode::Async/>
+                        <Route path=path!("/assign/:draft") view=DraftInputPage ssr=SsrMode::Async/>
+                        <Route path=path!("/assign/:draft/action") view=ActionPage ssr=SsrMode::Async/>
+                        <Route path=path!("/assign/:draft/preview") view=PreviewPage ssr=SsrMode::Async/>
                         <Route
                             path=path!("/assign/:draft/confirm")
                             view=ConfirmPage

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod account;
 pub mod accounts;
+pub mod assign;
 pub mod devices;
 pub mod jobs;
 pub mod sso;
@@ -119,6 +120,13 @@ pub struct Me {
 }
 
 impl Me {
+    /// Whether the user may assign devices in some organization (admin or operator there).
+    pub fn may_assign(&self) -> bool {
+        self.organizations
+            .iter()
+            .any(|o| o.role == "admin" || o.role == "operator")
+    }
+
     /// Whether the Settings area has anything for this user.
     pub fn sees_settings(&self) -> bool {
         self.instance_admin || self.organizations.iter().any(|o| o.role == "admin")

@@ -28,8 +28,8 @@ test("the start page shows the layout, every area and the server status", async 
 });
 
 // Built areas have their own specs: Settings in tests/settings-*.spec.ts, Devices in
-// tests/devices.spec.ts.
-const BUILT = ["/settings", "/devices"];
+// tests/devices.spec.ts, Assign devices in tests/assign.spec.ts.
+const BUILT = ["/settings", "/devices", "/assign"];
 for (const area of AREAS.filter((a) => !BUILT.includes(a.path))) {
   test(`the ${area.label} page says plainly that it is not built yet`, async ({
     shell,

@@ -4,6 +4,7 @@
 //! call too, with port 0, a fresh database and their own shutdown signal.
 
 pub mod api_errors;
+pub mod assign_csv;
 pub mod auth;
 pub mod export;
 pub mod job_export;
@@ -206,6 +207,7 @@ pub fn build_app(state: AppState) -> Router {
         ))
         .route("/devices/export.csv", get(export::devices_csv))
         .route("/jobs/{job}/results.csv", get(job_export::job_results_csv))
+        .route("/assign/{draft}/preview.csv", get(assign_csv::preview_csv))
         .route("/auth/oidc/start", get(oidc::start))
         .route(&callback, get(oidc::callback))
         // Innermost first: error statuses, then who is signed in (and the sign-in gate),
@@ -357,13 +359,19 @@ fn spawn_index_preload(state: &AppState) -> tokio::task::JoinHandle<()> {
 fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
     let sessions = DbSessionStore::new(identity_store(&state.store), Clock::system());
     let store = identity_store(&state.store);
+    let drafts = state.store.clone();
     let policy = state.authenticator.policy.clone();
     tokio::spawn(async move {
         let every = std::time::Duration::from_secs(300);
         let sessions = backend::identity::sessions::delete_expired_sessions_every(sessions, every);
-        let attempts =
-            backend::identity::login::prune_attempts_every(store, policy, Clock::system(), every);
-        let (sessions, attempts) = tokio::join!(sessions, attempts);
+        let attempts = backend::identity::login::prune_attempts_every(
+            store.clone(),
+            policy,
+            Clock::system(),
+            every,
+        );
+        let (sessions, attempts, ()) =
+            tokio::join!(sessions, attempts, drafts_expire(&drafts, every));
         if let Err(err) = sessions {
             tracing::warn!(error = %err, "expired-session cleanup stopped");
         }
@@ -374,6 +382,22 @@ fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
             );
         }
     })
+}
+
+/// Deletes expired assignment-wizard drafts every `every`, for ever.
+async fn drafts_expire(store: &Arc<dyn Store>, every: std::time::Duration) {
+    loop {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        match store.delete_expired_drafts(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(drafts = n, "expired assignment drafts deleted"),
+            Err(err) => tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "expired assignment draft cleanup"
+            ),
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 fn leptos_options(config: &Config, address: SocketAddr) -> LeptosOptions {

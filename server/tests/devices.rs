@@ -3,60 +3,10 @@
 
 mod common;
 
-use backend::accounts::{self, AccountKind, AccountUrls, NewApiAccount};
-use backend::audit::Actor;
 use backend::identity::roles::Role;
 use backend::mirror::DeviceAttributes;
-use backend::mirror::sync::{SyncCause, SyncPhase, store_devices};
-use backend::orgs::OrgId;
-use backend::store::mirror::Checkpoint;
-use common::TestApp;
+use common::{TestApp, mirror};
 use reqwest::StatusCode;
-
-/// Stores `devices` in the organization's mirror the way a sync does (one page).
-async fn mirror(app: &TestApp, org: OrgId, devices: &[DeviceAttributes]) {
-    let pem = {
-        use p256::pkcs8::EncodePrivateKey as _;
-        p256::SecretKey::random(&mut rand::rngs::OsRng)
-            .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
-            .unwrap()
-            .to_string()
-    };
-    let new = NewApiAccount::parse(
-        "Mirrored",
-        &format!("BUSINESSAPI.{}", uuid::Uuid::new_v4()),
-        &uuid::Uuid::new_v4().to_string(),
-        &pem,
-        AccountKind::Business,
-        AccountUrls::apple(AccountKind::Business),
-    )
-    .unwrap();
-    let actor = Actor {
-        user_id: None,
-        client_addr: None,
-    };
-    let account = accounts::add_account(app.store.as_ref(), &app.vault, &actor, org, new)
-        .await
-        .unwrap()
-        .id;
-    let run = app
-        .store
-        .start_sync_run(org, account, SyncCause::Manual, 1)
-        .await
-        .unwrap();
-    let checkpoint = Checkpoint {
-        run: run.id,
-        phase: SyncPhase::ServiceList,
-        cursor: None,
-        service_index: 0,
-        rate_limited: 0,
-        budget_wait_ms: 0,
-        now: 1_700_000_000,
-    };
-    store_devices(app.store.as_ref(), org, account, &checkpoint, devices)
-        .await
-        .unwrap();
-}
 
 fn device(serial: &str, model: &str, family: &str) -> DeviceAttributes {
     DeviceAttributes {

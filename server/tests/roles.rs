@@ -301,6 +301,67 @@ fn server_functions() -> Vec<Row> {
             expect: VIEW_SERVICES,
         },
         Row {
+            path: GetAssignStart::PATH,
+            get: true,
+            args: |f| vec![("org", f.org.clone()), ("serials", "C02XL0GSJGH5".into())],
+            expect: ASSIGN_DEVICES,
+        },
+        Row {
+            path: SaveDevices::PATH,
+            get: false,
+            // Empty text: past the check it is a 422, and no draft is made.
+            args: |f| vec![("org", f.org.clone()), ("text", String::new())],
+            expect: ASSIGN_DEVICES,
+        },
+        Row {
+            path: SaveDevices::PATH,
+            get: false,
+            // Someone's draft (nobody's): past the check it is a 404, and nothing changes.
+            args: |f| {
+                vec![
+                    ("org", f.org.clone()),
+                    ("draft", DRAFT.into()),
+                    ("text", "C02XL0GSJGH5".into()),
+                ]
+            },
+            expect: DRAFT_OWNER,
+        },
+        Row {
+            path: TakeFilteredDevices::PATH,
+            get: false,
+            // A filter matching nothing: past the check it is a 422, and no draft is made.
+            args: |f| vec![("org", f.org.clone()), ("filter", "q=NOSUCHDEVICE".into())],
+            expect: ASSIGN_DEVICES,
+        },
+        Row {
+            path: GetDraftInput::PATH,
+            get: true,
+            args: unknown_draft,
+            expect: DRAFT_OWNER,
+        },
+        Row {
+            path: GetActionChoices::PATH,
+            get: true,
+            args: unknown_draft,
+            expect: DRAFT_OWNER,
+        },
+        Row {
+            path: ChooseAction::PATH,
+            get: false,
+            args: |f| {
+                let mut args = unknown_draft(f);
+                args.extend([("kind", "assign".into()), ("service", "S1".into())]);
+                args
+            },
+            expect: DRAFT_OWNER,
+        },
+        Row {
+            path: GetPreview::PATH,
+            get: true,
+            args: unknown_draft,
+            expect: DRAFT_OWNER,
+        },
+        Row {
             path: GetSyncStatus::PATH,
             get: true,
             args: |f| vec![("org", f.org.clone())],
@@ -317,13 +378,13 @@ fn server_functions() -> Vec<Row> {
             get: true,
             // No such draft: past the check it is a 404.
             args: unknown_draft,
-            expect: ASSIGN_DEVICES,
+            expect: DRAFT_OWNER,
         },
         Row {
             path: StartJob::PATH,
             get: false,
             args: unknown_draft,
-            expect: ASSIGN_DEVICES,
+            expect: DRAFT_OWNER,
         },
         Row {
             path: ListJobs::PATH,
@@ -433,16 +494,22 @@ const VIEW_SERVICES: [Outcome; 8] = [Out, No, No, Yes, Yes, Yes, No, No];
 /// Asking Apple for fresh data (`RefreshFromApple`: all but viewers).
 const REFRESH_FROM_APPLE: [Outcome; 8] = [Out, No, No, Yes, Yes, Yes, No, No];
 
-/// Admins of the organization only (`ManageAccounts`).
-const MANAGE_ACCOUNTS: [Outcome; 8] = [Out, No, No, No, No, Yes, No, No];
-
-/// Assigning devices and the jobs that do it (`AssignDevices`: operators and admins).
+/// Assigning devices in the organization (`AssignDevices`: admins and operators).
 const ASSIGN_DEVICES: [Outcome; 8] = [Out, No, No, No, Yes, Yes, No, No];
 
-/// A wizard draft that does not exist: past the check it is a 404, and nothing starts.
-fn unknown_draft(f: &Fixture) -> Vec<(&'static str, String)> {
-    vec![("org", f.org.clone()), ("draft", DRAFT.into())]
+/// A wizard draft by id: whoever may assign devices somewhere gets past the check (and then
+/// finds only their own drafts: 404 here); helpdesk, viewers and roleless users are refused.
+const DRAFT_OWNER: [Outcome; 8] = [Out, No, No, No, Yes, Yes, Yes, No];
+
+/// A draft id nobody has.
+const DRAFT: &str = "00000000-0000-4000-8000-00000000d4af";
+
+fn unknown_draft(_: &Fixture) -> Vec<(&'static str, String)> {
+    vec![("draft", DRAFT.into())]
 }
+
+/// Admins of the organization only (`ManageAccounts`).
+const MANAGE_ACCOUNTS: [Outcome; 8] = [Out, No, No, No, No, Yes, No, No];
 
 /// A job that does not exist: past the check it is a 404, and nothing changes.
 fn unknown_job(f: &Fixture) -> Vec<(&'static str, String)> {
@@ -474,11 +541,13 @@ fn pages(f: &Fixture) -> Vec<(String, [Outcome; 8])> {
         (format!("/devices/{SERIAL}?org={}", f.org), VIEW_DEVICES),
         ("/services".into(), [Out, No, No, Yes, Yes, Yes, Yes, No]),
         (format!("/services?org={}", f.org), VIEW_SERVICES),
-        ("/assign".into(), signed_in),
-        (
-            format!("/assign/{DRAFT}/confirm?org={}", f.org),
-            ASSIGN_DEVICES,
-        ),
+        // Without `org`: the viewer's first organization where they may assign.
+        ("/assign".into(), [Out, No, No, No, Yes, Yes, Yes, No]),
+        (format!("/assign?org={}", f.org), ASSIGN_DEVICES),
+        (format!("/assign/{DRAFT}"), DRAFT_OWNER),
+        (format!("/assign/{DRAFT}/action"), DRAFT_OWNER),
+        (format!("/assign/{DRAFT}/preview"), DRAFT_OWNER),
+        (format!("/assign/{DRAFT}/confirm"), DRAFT_OWNER),
         ("/jobs".into(), [Out, No, No, No, Yes, Yes, Yes, No]),
         (format!("/jobs?org={}", f.org), ASSIGN_DEVICES),
         (format!("/jobs/{JOB}?org={}", f.org), ASSIGN_DEVICES),
@@ -517,8 +586,6 @@ fn page_patterns(f: &Fixture) -> BTreeSet<String> {
 
 /// A serial number no organization has, for the device page's row.
 const SERIAL: &str = "NOSUCHSERIAL";
-/// A wizard draft nobody has.
-const DRAFT: &str = "6f1c2a9e-0000-4000-8000-00000000d1af";
 /// A job id no organization has.
 const JOB: &str = "987654321";
 
@@ -762,6 +829,34 @@ async fn every_page_checks_sign_in_and_role_as_the_table_says() {
         "{} unexpected results:\n{mismatches:#?}",
         mismatches.len()
     );
+}
+
+/// The preview download of the wizard (a plain route, not a server function) checks access
+/// as the wizard's functions do.
+#[tokio::test]
+async fn the_preview_csv_checks_the_role_as_the_wizard_does() {
+    let world = World::new().await;
+    let mut mismatches = Vec::new();
+    for (caller, expected) in CALLERS.into_iter().zip(DRAFT_OWNER) {
+        let browser = world.browser(caller).await;
+        let path = format!("/assign/{DRAFT}/preview.csv");
+        let a = answer(
+            path,
+            caller,
+            expected,
+            browser.get(&format!("/assign/{DRAFT}/preview.csv")).await,
+        )
+        .await;
+        // Signed out, the sign-in gate redirects (as for pages); otherwise the route answers.
+        let got = classify_page(&a).or_else(|| classify_call(a.status));
+        if got != Some(expected) || a.status.is_success() {
+            mismatches.push(format!(
+                "{caller:?}: expected {expected:?}, got {} {:?}",
+                a.status, a.location
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
 }
 
 /// Every state-changing server function refuses a call from another site, whoever is

@@ -55,6 +55,7 @@ pub async fn list_devices(
         next: page.next,
         freshness: ssr::freshness(&state, org.id).await?,
         may_export: user.may(org.id, Permission::ExportData),
+        may_assign: user.may(org.id, Permission::AssignDevices),
         org: ssr::org_ref(&org),
     })
 }

@@ -13,40 +13,28 @@ use crate::model::jobs::{ConfirmView, JobList, JobView, ResultPage};
 
 /// What confirming the draft would do.
 #[server(input = GetUrl, prefix = "/api")]
-pub async fn get_confirmation(org: String, draft: String) -> Result<ConfirmView, AppError> {
-    let (_, org, draft) = ssr::draft_of(&org, &draft).await?;
-    let state = crate::ssr::state()?;
+pub async fn get_confirmation(draft: String) -> Result<ConfirmView, AppError> {
+    let (state, _, draft) = super::assign::ssr::my_draft(&draft).await?;
     let plan = ssr::plan(&state, &draft).await?;
-    ssr::confirm_view(&state, &org, &draft, &plan).await
+    ssr::confirm_view(&state, &draft, &plan).await
 }
 
 /// Creates the job of a draft and starts it, then goes to its progress page. Above the
 /// confirmation threshold `typed` must be the number of devices that will be sent.
 #[server(prefix = "/api")]
-pub async fn start_job(
-    org: String,
-    draft: String,
-    #[server(default)] typed: String,
-) -> Result<(), AppError> {
+pub async fn start_job(draft: String, #[server(default)] typed: String) -> Result<(), AppError> {
     use backend::jobs::NewJob;
 
-    use crate::error::FieldError;
-
-    let (user, org, draft) = ssr::draft_of(&org, &draft).await?;
-    let state = crate::ssr::state()?;
+    let (state, user, draft) = super::assign::ssr::my_draft(&draft).await?;
     let plan = ssr::plan(&state, &draft).await?;
     let to_send = plan.to_send.len() as u64;
     if to_send > state.config.jobs.confirm_threshold {
         let typed = typed.trim().replace([',', ' ', '\u{a0}'], "");
         if typed != to_send.to_string() {
-            return Err(AppError::Validation {
-                fields: vec![FieldError {
-                    field: "typed".to_owned(),
-                    message: format!(
-                        "Type {to_send}, the number of devices that will change, to confirm."
-                    ),
-                }],
-            });
+            return Err(AppError::validation(
+                "typed",
+                format!("Type {to_send}, the number of devices that will change, to confirm."),
+            ));
         }
     }
     let Some(account) = plan.account else {
@@ -59,7 +47,7 @@ pub async fn start_job(
         state.store.as_ref(),
         &actor,
         NewJob {
-            org: org.id,
+            org: draft.org,
             account,
             action: plan.action.clone(),
             skipped: ssr::distinct_skipped(&plan.to_send, plan.skipped),
@@ -72,13 +60,13 @@ pub async fn start_job(
     .map_err(ssr::job_error)?;
     state
         .jobs
-        .confirm(&actor, org.id, id)
+        .confirm(&actor, draft.org, id)
         .await
         .map_err(ssr::job_error)?;
     if let Err(e) = state.store.delete_draft(draft.id, user.id).await {
         tracing::warn!(error = %e, "the confirmed draft could not be deleted; it expires");
     }
-    leptos_axum::redirect(&format!("/jobs/{id}?org={}", org.id));
+    leptos_axum::redirect(&format!("/jobs/{id}?org={}", draft.org));
     Ok(())
 }
 
@@ -237,36 +225,15 @@ pub(crate) mod ssr {
     use std::collections::{HashMap, HashSet};
 
     use backend::identity::UserId;
-    use backend::identity::roles::Permission;
-    use backend::jobs::drafts::{Draft, DraftId, Plan, PlanError};
+    use backend::jobs::drafts::{Draft, Plan, PlanError};
     use backend::jobs::{ItemOutcome, Job, JobAction, JobError};
-    use backend::orgs::{OrgId, Organization};
+    use backend::orgs::OrgId;
 
-    use crate::api::devices::ssr::{org_ref, organization};
-    use crate::error::{AppError, FieldError};
+    use crate::api::assign::ssr::describe_action;
+    use crate::api::devices::ssr::org_ref;
+    use crate::error::AppError;
     use crate::model::jobs::{ConfirmView, CountLine, JobSummary};
     use crate::ssr::AppState;
-    use crate::ssr::auth::CurrentUser;
-
-    /// The organization, the viewer (allowed to assign there) and their draft.
-    pub async fn draft_of(
-        org: &str,
-        draft: &str,
-    ) -> Result<(CurrentUser, Organization, Draft), AppError> {
-        let (user, org) = organization(Some(org), Permission::AssignDevices).await?;
-        let not_found = || AppError::NotFound {
-            what: "This assignment (it may have expired or been started already)".to_owned(),
-        };
-        let id = DraftId::parse(draft).ok_or_else(not_found)?;
-        let state = crate::ssr::state()?;
-        let now = super::super::devices::ssr::now();
-        let draft = match state.store.draft(id, user.id, now).await {
-            Ok(draft) if draft.org == org.id => draft,
-            Ok(_) | Err(backend::StoreError::NotFound { .. }) => return Err(not_found()),
-            Err(e) => return Err(e.into()),
-        };
-        Ok((user, org, draft))
-    }
 
     /// The draft's plan, read from the mirror now; what stops it is said plainly.
     pub async fn plan(state: &AppState, draft: &Draft) -> Result<Plan, AppError> {
@@ -282,9 +249,7 @@ pub(crate) mod ssr {
                     message: "No device would change: every entry is skipped (see the preview)."
                         .to_owned(),
                 },
-                other => AppError::Conflict {
-                    message: format!("This assignment cannot start: {other}."),
-                },
+                other => crate::api::assign::ssr::plan_error(other),
             })
     }
 
@@ -303,10 +268,10 @@ pub(crate) mod ssr {
 
     pub async fn confirm_view(
         state: &AppState,
-        org: &Organization,
         draft: &Draft,
         plan: &Plan,
     ) -> Result<ConfirmView, AppError> {
+        let org = state.store.organization(draft.org).await?;
         let names = service_names(state, org.id).await?;
         let chunk = u64::from(state.config.jobs.chunk_size.max(1));
         let to_send = plan.to_send.len() as u64;
@@ -332,7 +297,7 @@ pub(crate) mod ssr {
             })
             .collect();
         Ok(ConfirmView {
-            org: org_ref(org),
+            org: org_ref(&org),
             draft: draft.id.to_string(),
             action: action_label(&plan.action, &names),
             to_send,
@@ -359,26 +324,10 @@ pub(crate) mod ssr {
 
     /// "Assign to Staff Macs", with the deadline for migrations.
     pub fn action_label(action: &JobAction, names: &HashMap<String, String>) -> String {
-        let service = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
-        let day = |t: time::OffsetDateTime| backend::jobs::preview::day(t.unix_timestamp());
-        match action {
-            JobAction::Assign { service_id } => format!("Assign to {}", service(service_id)),
-            JobAction::Unassign { service_id } => {
-                format!("Unassign from {}", service(service_id))
-            }
-            JobAction::AssignWithMigrationDeadline {
-                service_id,
-                deadline,
-            } => format!(
-                "Assign to {} and migrate by {}",
-                service(service_id),
-                day(*deadline)
-            ),
-            JobAction::UpdateMigrationDeadline { deadline } => {
-                format!("Move the migration deadline to {}", day(*deadline))
-            }
-            JobAction::CancelMigration => "Cancel the migration".to_owned(),
-        }
+        let target = action
+            .service_id()
+            .map(|id| names.get(id).map_or(id, String::as_str));
+        describe_action(action, target)
     }
 
     /// Service and user names for job summaries, looked up once per page.
@@ -434,16 +383,14 @@ pub(crate) mod ssr {
     pub fn outcome(text: Option<&str>) -> Result<Option<ItemOutcome>, AppError> {
         match text.map(str::trim).filter(|t| !t.is_empty() && *t != "all") {
             None => Ok(None),
-            Some(t) => ItemOutcome::parse(t)
-                .map(Some)
-                .ok_or_else(|| AppError::Validation {
-                    fields: vec![FieldError {
-                        field: "outcome".to_owned(),
-                        message: format!(
-                            "\"{t}\" is not an outcome; use succeeded, failed, skipped or pending."
-                        ),
-                    }],
-                }),
+            Some(t) => ItemOutcome::parse(t).map(Some).ok_or_else(|| {
+                AppError::validation(
+                    "outcome",
+                    format!(
+                        "\"{t}\" is not an outcome; use succeeded, failed, skipped or pending."
+                    ),
+                )
+            }),
         }
     }
 

@@ -2,6 +2,7 @@
 //! `crate::ssr::auth`, one backend call, error mapping.
 
 pub mod account;
+pub mod assign;
 pub mod auth;
 pub mod devices;
 pub mod jobs;
@@ -14,6 +15,11 @@ pub mod system;
 pub use account::{
     BeginTotp, ChangePassword, ConfirmTotp, GetAccount, RegenerateRecoveryCodes, begin_totp,
     change_password, confirm_totp, get_account, regenerate_recovery_codes,
+};
+pub use assign::{
+    ChooseAction, GetActionChoices, GetAssignStart, GetDraftInput, GetPreview, SaveDevices,
+    TakeFilteredDevices, choose_action, get_action_choices, get_assign_start, get_draft_input,
+    get_preview, save_devices, take_filtered_devices,
 };
 pub use auth::{
     CompleteSetup, GetMe, GetSignInOptions, SignIn, SignOut, complete_setup, get_me,

@@ -23,7 +23,7 @@ pub const NAV: [NavItem; 8] = [
     },
     NavItem {
         href: "/assign",
-        label: "Assign",
+        label: "Assign devices",
     },
     NavItem {
         href: "/blueprints",
@@ -115,16 +115,19 @@ pub fn Layout(children: Children) -> impl IntoView {
     }
 }
 
-/// The main navigation; Settings only for those who administer something.
+/// The main navigation; Assign devices only for admins and operators, Settings only for
+/// those who administer something.
 #[component]
 fn Sidebar(me: Me) -> impl IntoView {
     let settings = me.sees_settings();
+    let assign = me.may_assign();
     view! {
         <nav class="sidebar" aria-label="Main">
             <ul>
                 {NAV
                     .iter()
                     .filter(|item| settings || item.href != "/settings")
+                    .filter(|item| assign || item.href != "/assign")
                     .map(|item| {
                         view! {
                             <li>

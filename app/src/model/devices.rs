@@ -62,6 +62,8 @@ pub struct DeviceList {
     pub freshness: Freshness,
     /// The viewer may export CSV.
     pub may_export: bool,
+    /// The viewer may assign devices (rows can be selected and handed to the wizard).
+    pub may_assign: bool,
 }
 
 /// What the device list's filter form offers: the organization and its services.

@@ -20,7 +20,7 @@ pub const AREAS: [Area; 8] = [
     },
     Area {
         path: "/assign",
-        title: "Assign",
+        title: "Assign devices",
         summary: "Assign or unassign devices in bulk: paste serials or upload a CSV, preview \
                   exactly what changes, confirm once and follow each serial's result.",
     },

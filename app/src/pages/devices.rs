@@ -104,6 +104,7 @@ fn DeviceListView(list: DeviceList) -> impl IntoView {
         next,
         freshness,
         may_export,
+        may_assign,
     } = list;
     let params = current_params();
     let without = |names: &[&str]| -> Vec<(String, String)> {
@@ -132,6 +133,15 @@ fn DeviceListView(list: DeviceList) -> impl IntoView {
             query_string(&without(&["after", "limit"]))
         )
     });
+    // The whole filter, for "Assign all N matching" (the wizard resolves it on the server).
+    let assign_all = may_assign.then(|| {
+        let filter: Vec<(String, String)> = without(&["after", "limit", "org"]);
+        format!(
+            "/assign?org={}&filter={}",
+            query_escape(&org.id),
+            query_escape(&query_string(&filter))
+        )
+    });
     let shown = rows.len();
     let summary = match total {
         0 => "No devices match.".to_owned(),
@@ -149,12 +159,26 @@ fn DeviceListView(list: DeviceList) -> impl IntoView {
             <p role="status" data-testid="result-count">{summary}</p>
             {export.map(|href| view! { <a class="button-link" href=href rel="external">"Export CSV"</a> })}
         </div>
+        // Selected rows go to the wizard as `serials=` (the row checkboxes belong to this
+        // form through their `form` attribute), with or without JavaScript.
+        {may_assign.then(|| view! {
+            <form id="assign-selection" method="get" action="/assign" class="selection-bar">
+                <input type="hidden" name="org" value=org.id.clone()/>
+                <button type="submit" class="button">"Assign selected…"</button>
+                {assign_all.map(|href| view! {
+                    <a class="button-link" href=href rel="external">
+                        {format!("Assign all {} matching…", thousands(total))}
+                    </a>
+                })}
+            </form>
+        })}
         {(!rows.is_empty()).then(move || view! {
             <div class="table-scroll">
                 <table class="data-table device-table">
                     <caption class="sr-only">"Devices"</caption>
                     <thead>
                         <tr>
+                            {may_assign.then(|| view! { <th scope="col"><span class="sr-only">"Select"</span></th> })}
                             <th scope="col">"Serial number"</th>
                             <th scope="col">"Model"</th>
                             <th scope="col">"Family"</th>
@@ -164,7 +188,7 @@ fn DeviceListView(list: DeviceList) -> impl IntoView {
                         </tr>
                     </thead>
                     <tbody>
-                        {rows.into_iter().map(move |row| device_row(&org_id, row)).collect_view()}
+                        {rows.into_iter().map(move |row| device_row(&org_id, row, may_assign)).collect_view()}
                     </tbody>
                 </table>
             </div>
@@ -176,7 +200,7 @@ fn DeviceListView(list: DeviceList) -> impl IntoView {
     }
 }
 
-fn device_row(org: &str, row: DeviceRow) -> impl IntoView + use<> {
+fn device_row(org: &str, row: DeviceRow, selectable: bool) -> impl IntoView + use<> {
     let href = format!(
         "/devices/{}?org={}",
         query_escape(&row.serial),
@@ -189,8 +213,23 @@ fn device_row(org: &str, row: DeviceRow) -> impl IntoView + use<> {
         (None, other) => other.unwrap_or("—").to_owned(),
     };
     let serial = row.serial.clone();
+    let select = selectable.then(|| {
+        let label = format!("Select {}", row.serial);
+        view! {
+            <td class="select">
+                <input
+                    type="checkbox"
+                    name="serials"
+                    value=row.serial.clone()
+                    form="assign-selection"
+                    aria-label=label
+                />
+            </td>
+        }
+    });
     view! {
         <tr data-serial=serial>
+            {select}
             <th scope="row" class="mono"><A href=href>{row.serial}</A></th>
             <td>{row.model.unwrap_or_default()}</td>
             <td>{row.family.unwrap_or_default()}</td>

@@ -15,6 +15,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
+use super::assign::{WizardHead, draft_param};
 use super::settings::{FieldError, action_error, field_error, form_error};
 use crate::api::{
     CancelJob, RetryFailed, StartJob, get_confirmation, get_job, get_job_results, list_jobs,
@@ -36,17 +37,10 @@ fn org_param() -> Memo<String> {
 
 #[component]
 pub fn ConfirmPage() -> impl IntoView {
-    let params = use_params_map();
-    let org = org_param();
-    let draft = Memo::new(move |_| params.with(|p| p.get("draft").unwrap_or_default()));
-    let view = Resource::new(
-        move || (org.get(), draft.get()),
-        |(org, draft)| get_confirmation(org, draft),
-    );
+    let draft = draft_param();
+    let view = Resource::new(move || draft.get(), get_confirmation);
     view! {
-        <Title text="Confirm · Assign devices · Orchard"/>
-        <h1>"Assign devices"</h1>
-        <p class="wizard-step">"Step 4 of 4 · Confirm"</p>
+        <WizardHead step=4/>
         <Suspense fallback=|| view! { <p class="status-line">"Reading the plan…"</p> }>
             {move || {
                 view.get().map(|result| match result {
@@ -75,7 +69,7 @@ fn ConfirmForm(view: ConfirmView) -> impl IntoView {
         threshold,
         chunks,
     } = view;
-    let back = format!("/assign/{draft}/preview?org={}", query_escape(&org.id));
+    let back = format!("/assign/{draft}/preview");
     let requests = if chunks == 1 {
         "1 request".to_owned()
     } else {
@@ -83,7 +77,7 @@ fn ConfirmForm(view: ConfirmView) -> impl IntoView {
     };
     view! {
         <section class="confirm" aria-labelledby="confirm-heading">
-            <h2 id="confirm-heading" data-testid="confirm-action">{action}</h2>
+            <h2 id="confirm-heading" data-testid="confirm-action">{action} " · " {org.name}</h2>
             <p class="lede" data-testid="confirm-summary">
                 <strong>{thousands(to_send)}</strong>
                 {if to_send == 1 { " device will change" } else { " devices will change" }}
@@ -108,7 +102,6 @@ fn ConfirmForm(view: ConfirmView) -> impl IntoView {
                 <p class="form-error" role="alert">{message}</p>
             })}
             <ActionForm action=start>
-                <input type="hidden" name="org" value=org.id.clone()/>
                 <input type="hidden" name="draft" value=draft/>
                 {needs_typed.then(|| view! {
                     <div class="field">

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod areas;
+pub mod assign;
 pub mod devices;
 pub mod error;
 pub mod home;

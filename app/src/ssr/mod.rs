@@ -1,6 +1,7 @@
 //! Server-only glue for pages and server functions: the shared state, access checks
 //! ([`auth`]), the request's CSP nonce, and the mapping of internal errors to [`AppError`].
 
+pub mod assign;
 pub mod auth;
 
 use std::sync::Arc;

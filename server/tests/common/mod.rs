@@ -261,3 +261,101 @@ fn encode(value: &str) -> String {
         })
         .collect()
 }
+
+/// Stores `devices` in the organization's mirror the way a sync does (one page), under a new
+/// API account, and returns the account.
+pub async fn mirror(
+    app: &TestApp,
+    org: OrgId,
+    devices: &[backend::mirror::DeviceAttributes],
+) -> backend::accounts::ApiAccountId {
+    mirror_with_services(app, org, devices, &[], &[]).await
+}
+
+/// [`mirror`], then the services `(id, name)` and which device is on which service
+/// `(serial, service id)`, as the end of a sync stores them.
+pub async fn mirror_with_services(
+    app: &TestApp,
+    org: OrgId,
+    devices: &[backend::mirror::DeviceAttributes],
+    services: &[(&str, &str)],
+    membership: &[(&str, &str)],
+) -> backend::accounts::ApiAccountId {
+    use backend::accounts::{self, AccountKind, AccountUrls, NewApiAccount};
+    use backend::mirror::ServiceAttributes;
+    use backend::mirror::sync::{SyncCause, SyncPhase, store_devices};
+    use backend::store::mirror::{Checkpoint, DeviceChange};
+
+    let pem = {
+        use p256::pkcs8::EncodePrivateKey as _;
+        p256::SecretKey::random(&mut rand::rngs::OsRng)
+            .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
+            .unwrap()
+            .to_string()
+    };
+    let new = NewApiAccount::parse(
+        "Mirrored",
+        &format!("BUSINESSAPI.{}", uuid::Uuid::new_v4()),
+        &uuid::Uuid::new_v4().to_string(),
+        &pem,
+        AccountKind::Business,
+        AccountUrls::apple(AccountKind::Business),
+    )
+    .unwrap();
+    let actor = backend::audit::Actor {
+        user_id: None,
+        client_addr: None,
+    };
+    let account = accounts::add_account(app.store.as_ref(), &app.vault, &actor, org, new)
+        .await
+        .unwrap()
+        .id;
+    let run = app
+        .store
+        .start_sync_run(org, account, SyncCause::Manual, 1)
+        .await
+        .unwrap();
+    let checkpoint = Checkpoint {
+        run: run.id,
+        phase: SyncPhase::ServiceList,
+        cursor: None,
+        service_index: 0,
+        rate_limited: 0,
+        budget_wait_ms: 0,
+        now: 1_700_000_000,
+    };
+    store_devices(app.store.as_ref(), org, account, &checkpoint, devices)
+        .await
+        .unwrap();
+    if services.is_empty() {
+        return account;
+    }
+    let services: Vec<ServiceAttributes> = services
+        .iter()
+        .map(|(id, name)| ServiceAttributes {
+            id: (*id).to_owned(),
+            name: (*name).to_owned(),
+            server_type: Some("MDM".to_owned()),
+            default_families: None,
+            created_at: None,
+            updated_at: None,
+        })
+        .collect();
+    app.store
+        .store_services(org, account, &checkpoint, &services)
+        .await
+        .unwrap();
+    let changes: Vec<DeviceChange> = membership
+        .iter()
+        .map(|(serial, service)| DeviceChange {
+            serial: (*serial).to_owned(),
+            absent_since: None,
+            service_id: Some((*service).to_owned()),
+        })
+        .collect();
+    app.store
+        .finish_sync_run(org, run.id, &changes, 0, 1_700_000_000)
+        .await
+        .unwrap();
+    account
+}

@@ -424,48 +424,15 @@ fn read_pem_file(
     area: NodeRef<leptos::html::Textarea>,
     note: RwSignal<Option<String>>,
 ) {
-    #[cfg(feature = "hydrate")]
-    {
-        use wasm_bindgen::JsCast as _;
-        use wasm_bindgen::closure::Closure;
-
-        let Some(file) = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-            .and_then(|input| input.files())
-            .and_then(|files| files.get(0))
-        else {
-            return;
-        };
-        if file.size() > MAX_PEM_FILE_BYTES {
-            note.set(Some(format!(
-                "{} is too large to be a private key.",
-                file.name()
-            )));
-            return;
-        }
-        let Ok(reader) = web_sys::FileReader::new() else {
-            return;
-        };
-        let name = file.name();
-        let done = reader.clone();
-        let onload = Closure::once_into_js(move || {
-            let text = done.result().ok().and_then(|v| v.as_string());
-            match (text, area.get_untracked()) {
-                (Some(text), Some(area)) => {
-                    area.set_value(&text);
-                    note.set(Some(format!("Read {name}.")));
-                }
-                _ => note.set(Some(format!("Could not read {name}."))),
+    crate::components::file_text::read_chosen_file(ev, MAX_PEM_FILE_BYTES, move |read| {
+        note.set(Some(match read {
+            Ok((name, text)) => {
+                crate::components::file_text::set_text(area, &text);
+                format!("Read {name}.")
             }
-        });
-        reader.set_onload(Some(onload.unchecked_ref()));
-        if reader.read_as_text(&file).is_err() {
-            note.set(Some("Could not read the file.".to_owned()));
-        }
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = (ev, area, note, MAX_PEM_FILE_BYTES);
+            Err(message) => message,
+        }));
+    });
 }
 
 #[component]

@@ -1,0 +1,162 @@
+// The bulk-assignment wizard's first three steps, in both projects (JavaScript off and
+// hydrated): an operator pastes 100 serial numbers of the demo organization with junk mixed
+// in (malformed tokens, repeats, lower case, a serial the organization does not have), chooses
+// a device management service, sees exactly the expected count in every group, downloads the
+// preview as CSV, and reaches the confirm step. A helpdesk user cannot reach the wizard.
+//
+// The UI actions of the flow (sign-in aside) are counted and logged: the issue's bar is at most
+// 10 through the download of the results; this spec covers the part up to the confirm link.
+import { readFileSync } from "node:fs";
+import type { Page } from "@playwright/test";
+import { test, expect } from "../fixtures/orchard";
+import type { Shell } from "../fixtures/shell";
+import { signInAtProvider } from "../fixtures/auth";
+
+type Row = { serial: string; status: string; service: string };
+
+/** Parses Orchard's device export (no quoted line breaks in these columns). */
+function exportRows(csv: string): Row[] {
+  const lines = csv.trimEnd().split("\r\n");
+  const header = lines[0].split(",");
+  const at = (name: string) => header.indexOf(name);
+  return lines.slice(1).map((line) => {
+    // The columns used here come before any free-text cell that could hold a comma.
+    const cells = line.split(",");
+    return {
+      serial: cells[at("serial_number")],
+      status: cells[at("status")],
+      service: cells[at("service_id")],
+    };
+  });
+}
+
+/** Signs in at the test provider as `login` and waits until the demo organization has synced. */
+async function signInAfterSync(page: Page, shell: Shell, login: string) {
+  await shell.goto("/login?next=/devices");
+  await page.getByRole("link", { name: "Sign in with Test SSO" }).click();
+  await signInAtProvider(page, login);
+  await expect(page).toHaveURL(/\/devices$/);
+  await shell.ready();
+  // The demo organization's first sync starts with the server; wait for it.
+  await expect(async () => {
+    await shell.goto("/devices");
+    await expect(page.getByTestId("freshness")).toContainText("Synced", { timeout: 1_000 });
+  }).toPass({ timeout: 60_000 });
+}
+
+test("an operator pastes serials with junk, chooses a service and previews exactly what would change", async ({
+  page,
+  shell,
+  expectAccessible,
+}) => {
+  await signInAfterSync(page, shell, "olivia");
+  await expect(shell.navLink("Assign devices")).toBeVisible();
+
+  // 100 devices of the organization, from the device export.
+  await shell.goto("/assign");
+  await expect(shell.heading).toHaveText("Assign devices");
+  const org = (await page.locator("#devices-form input[name=org]").getAttribute("value"))!;
+  const exported = await page.request.get(`/devices/export.csv?org=${org}`);
+  expect(exported.status()).toBe(200);
+  const devices = exportRows(await exported.text()).slice(0, 100);
+  expect(devices).toHaveLength(100);
+  const target = devices.find((d) => d.service !== "")?.service;
+  expect(target, "some demo device is on a service").toBeTruthy();
+  const expected = {
+    already_there: devices.filter((d) => d.service === target).length,
+    move: devices.filter((d) => d.service !== target && (d.service !== "" || d.status === "ASSIGNED")).length,
+    assign: devices.filter((d) => d.service === "" && d.status !== "ASSIGNED").length,
+    duplicate: 2,
+    malformed: 3,
+    not_in_org: 1,
+  };
+  expect(expected.already_there + expected.move + expected.assign).toBe(100);
+
+  // Any separators, lower case, repeats, junk and a serial nobody has.
+  const serials = devices.map((d, i) => (i % 7 === 3 ? d.serial.toLowerCase() : d.serial));
+  const seps = ["\n", ", ", "\t", " ", ";"];
+  let text = serials.map((s, i) => s + seps[i % seps.length]).join("");
+  text += `\n${devices[0].serial.toLowerCase()}\n"${devices[1].serial}"\nbad!\nX\nC02-XL0GSJ\nUNKNOWN0001\n`;
+
+  let actions = 0;
+  await expectAccessible();
+  await page.getByLabel("Serial numbers or a CSV file").fill(text);
+  actions++;
+  await page.getByRole("button", { name: "Continue" }).click();
+  actions++;
+  await expect(page).toHaveURL(/\/assign\/[0-9a-f-]{36}\/action$/);
+  await shell.ready();
+  await expect(page.getByTestId("input-summary")).toContainText(
+    "106 entries: 100 serial numbers, 2 repeated, 3 not serial numbers",
+  );
+  await expectAccessible();
+
+  await page.getByLabel("Device management service").selectOption(target!);
+  actions++;
+  await page.getByRole("button", { name: "Preview" }).click();
+  actions++;
+  await expect(page).toHaveURL(/\/assign\/[0-9a-f-]{36}\/preview$/);
+  await shell.ready();
+  await expect(page.getByTestId("preview-action")).toContainText("Assign to ");
+  for (const [group, count] of Object.entries(expected)) {
+    const cell = page.getByTestId(`count-${group}`);
+    if (count === 0) await expect(cell).toHaveCount(0);
+    else await expect(cell).toHaveText(String(count));
+  }
+  await expect(page.getByTestId("count-all")).toHaveText("106");
+  const toSend = expected.assign + expected.move;
+  await expect(page.getByTestId("preview-summary")).toHaveText(
+    `${toSend} will be sent to Apple; ${106 - toSend} skipped. Nothing has been sent yet.`,
+  );
+  await expect(page.locator("tbody tr[data-group=not_in_org]")).toContainText("UNKNOWN0001");
+  await expectAccessible();
+
+  // The preview as CSV: every entry, with what happens to it.
+  const downloading = page.waitForEvent("download");
+  await page.getByRole("link", { name: "Download the preview (CSV)" }).click();
+  actions++;
+  const download = await downloading;
+  expect(download.suggestedFilename()).toMatch(/^assignment-preview-[0-9a-f]{8}\.csv$/);
+  const csv = readFileSync((await download.path())!, "utf8").trimEnd().split("\r\n");
+  expect(csv[0]).toBe("line,column,input,serial_number,result,group,reason,current_service,target_service");
+  expect(csv).toHaveLength(107);
+  const cells = csv.slice(1).map((line) => line.split(","));
+  expect(cells.filter((c) => c[4] === "send")).toHaveLength(toSend);
+  for (const [group, count] of Object.entries(expected)) {
+    expect(cells.filter((c) => c[5] === group), group).toHaveLength(count);
+  }
+  expect(csv.some((line) => line.includes(",UNKNOWN0001,UNKNOWN0001,skip,not_in_org,"))).toBe(true);
+  expect(csv.some((line) => line.includes(",bad!,,skip,malformed,"))).toBe(true);
+
+  // On to the confirm step (built with the job runner).
+  await page.getByRole("link", { name: "Continue to confirm" }).click();
+  actions++;
+  await expect(page).toHaveURL(/\/assign\/[0-9a-f-]{36}\/confirm$/);
+  await shell.ready();
+  await expect(shell.main.getByRole("status")).toContainText("Confirmation is not built yet");
+  console.log(`assign wizard: ${actions} UI actions from the paste to the confirm step`);
+  expect(actions).toBeLessThanOrEqual(6);
+});
+
+test("a helpdesk user cannot reach the wizard", async ({ page, shell }) => {
+  await signInAfterSync(page, shell, "hank");
+  await expect(shell.navLink("Assign devices")).toHaveCount(0);
+  const response = await page.goto("/assign");
+  await shell.ready();
+  expect(response?.status()).toBe(403);
+  await expect(shell.heading).toHaveText("Not allowed");
+  await expect(page.getByLabel("Serial numbers or a CSV file")).toHaveCount(0);
+});
+
+test("rows selected on the Devices page arrive in the wizard", async ({ page, shell }) => {
+  await signInAfterSync(page, shell, "olivia");
+  const rows = page.locator("tbody tr");
+  const first = (await rows.nth(0).getAttribute("data-serial"))!;
+  const second = (await rows.nth(1).getAttribute("data-serial"))!;
+  await page.getByRole("checkbox", { name: `Select ${first}` }).check();
+  await page.getByRole("checkbox", { name: `Select ${second}` }).check();
+  await page.getByRole("button", { name: "Assign selected…" }).click();
+  await expect(page).toHaveURL(/\/assign\?org=.*serials=/);
+  await shell.ready();
+  await expect(page.getByLabel("Serial numbers or a CSV file")).toHaveValue(`${first}\n${second}`);
+});
