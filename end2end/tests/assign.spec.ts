@@ -80,9 +80,9 @@ test("an operator pastes serials with junk, chooses a service and previews exact
 
   let actions = 0;
   await expectAccessible();
-  await page.getByLabel("Serial numbers or a CSV file").fill(text);
+  await page.getByLabel("Serial numbers or a CSV file", { exact: true }).fill(text);
   actions++;
-  await page.getByRole("button", { name: "Continue" }).click();
+  await page.getByRole("button", { name: "Continue", exact: true }).click();
   actions++;
   await expect(page).toHaveURL(/\/assign\/[0-9a-f-]{36}\/action$/);
   await shell.ready();
@@ -91,9 +91,9 @@ test("an operator pastes serials with junk, chooses a service and previews exact
   );
   await expectAccessible();
 
-  await page.getByLabel("Device management service").selectOption(target!);
+  await page.getByLabel("Device management service", { exact: true }).selectOption(target!);
   actions++;
-  await page.getByRole("button", { name: "Preview" }).click();
+  await page.getByRole("button", { name: "Preview", exact: true }).click();
   actions++;
   await expect(page).toHaveURL(/\/assign\/[0-9a-f-]{36}\/preview$/);
   await shell.ready();
@@ -145,7 +145,7 @@ test("a helpdesk user cannot reach the wizard", async ({ page, shell }) => {
   await shell.ready();
   expect(response?.status()).toBe(403);
   await expect(shell.heading).toHaveText("Not allowed");
-  await expect(page.getByLabel("Serial numbers or a CSV file")).toHaveCount(0);
+  await expect(page.getByLabel("Serial numbers or a CSV file", { exact: true })).toHaveCount(0);
 });
 
 test("rows selected on the Devices page arrive in the wizard", async ({ page, shell }) => {
@@ -158,5 +158,5 @@ test("rows selected on the Devices page arrive in the wizard", async ({ page, sh
   await page.getByRole("button", { name: "Assign selected…" }).click();
   await expect(page).toHaveURL(/\/assign\?org=.*serials=/);
   await shell.ready();
-  await expect(page.getByLabel("Serial numbers or a CSV file")).toHaveValue(`${first}\n${second}`);
+  await expect(page.getByLabel("Serial numbers or a CSV file", { exact: true })).toHaveValue(`${first}\n${second}`);
 });
