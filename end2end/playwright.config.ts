@@ -148,6 +148,8 @@ export default defineConfig({
         ORCHARD_JOBS__POLL_FIRST_MS: "300",
         ORCHARD_JOBS__POLL_MAX_MS: "1000",
         ORCHARD_JOBS__ASSIGNMENT_LAG_MS: "2000",
+        // Typed confirmation from 50 devices, so the 100-serial flow exercises it.
+        ORCHARD_JOBS__CONFIRM_THRESHOLD: "50",
       },
     },
   ],

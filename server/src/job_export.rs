@@ -20,7 +20,7 @@ use app::ssr::auth::CurrentUser;
 use crate::export::push_cell;
 
 const PAGE: u32 = 1000;
-const HEADER: &str = "serial_number,result,reason,verified_at_apple,activity_id\r\n";
+const HEADER: &str = "serial_number,result,verified_at_apple,activity_id,reason\r\n";
 
 pub async fn job_results_csv(
     State(state): State<AppState>,
@@ -67,9 +67,10 @@ pub async fn job_results_csv(
                 let cells = [
                     item.serial.as_str(),
                     item.outcome.as_str(),
-                    item.reason.as_deref().unwrap_or(""),
                     if item.verified { "yes" } else { "no" },
                     item.activity_id.as_deref().unwrap_or(""),
+                    // Last: free text, the only cell that may hold a comma.
+                    item.reason.as_deref().unwrap_or(""),
                 ];
                 for (i, cell) in cells.iter().enumerate() {
                     if i > 0 {

@@ -374,8 +374,7 @@ fn JobProgressView(view: JobView, cancel: ServerAction<CancelJob>) -> impl IntoV
             <dt>"Requests to Apple"</dt>
             <dd>
                 {format!(
-                    "{chunks} planned · {} waiting · {chunks_submitted} at Apple · {chunks_completed} completed",
-                    chunks_planned
+                    "{chunks} in all · {chunks_planned} not sent yet · {chunks_submitted} at Apple · {chunks_completed} done"
                 )}
                 {(chunks_failed > 0).then(|| format!(" · {chunks_failed} refused"))}
                 {(chunks_cancelled > 0).then(|| format!(" · {chunks_cancelled} cancelled"))}
