@@ -99,11 +99,13 @@ async fn devices_and_service(sim: &RunningSimulator) -> (String, Vec<String>) {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // The emptiest MDM service.
     let service = lines[0]["servers"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["serverType"] == "MDM")
+        .filter(|s| s["serverType"] == "MDM")
+        .min_by_key(|s| s["deviceCount"].as_u64())
         .unwrap()["id"]
         .as_str()
         .unwrap()
