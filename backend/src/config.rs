@@ -820,8 +820,14 @@ impl Config {
             ("jobs.poll_first_ms", self.jobs.poll_first_ms),
             ("jobs.poll_max_ms", self.jobs.poll_max_ms),
             ("jobs.max_attempts", u64::from(self.jobs.max_attempts)),
-            ("budget.reads_per_minute", u64::from(self.budget.reads_per_minute)),
-            ("budget.writes_per_hour", u64::from(self.budget.writes_per_hour)),
+            (
+                "budget.reads_per_minute",
+                u64::from(self.budget.reads_per_minute),
+            ),
+            (
+                "budget.writes_per_hour",
+                u64::from(self.budget.writes_per_hour),
+            ),
             ("budget.max_in_flight", u64::from(self.budget.max_in_flight)),
         ] {
             if value == 0 {

@@ -130,7 +130,12 @@ fn fast() -> JobsConfig {
 }
 
 fn runner(ctx: &Ctx, s: &Setup, config: JobsConfig) -> Arc<JobRunner> {
-    JobRunner::new(ctx.store.clone(), s.clients.clone(), s.index.clone(), config)
+    JobRunner::new(
+        ctx.store.clone(),
+        s.clients.clone(),
+        s.index.clone(),
+        config,
+    )
 }
 
 /// What the simulator knows: the MDM services (emptiest first) and each present device's
@@ -251,7 +256,10 @@ async fn all_items(ctx: &Ctx, s: &Setup, job: JobId) -> BTreeMap<String, jobs::J
             .await
             .unwrap();
         for item in page.items {
-            assert!(out.insert(item.serial.clone(), item).is_none(), "paged twice");
+            assert!(
+                out.insert(item.serial.clone(), item).is_none(),
+                "paged twice"
+            );
         }
         match page.next {
             Some(next) => filter.after = Some(next),
@@ -437,11 +445,19 @@ async fn chunk_moves_are_conditional_and_persist(ctx: &Ctx) {
     let items = store.chunk_items(id, 0).await.unwrap();
     assert_eq!(items[0].outcome, ItemOutcome::Succeeded);
     assert!(items[0].verified);
-    assert_eq!(items[1].reason.as_deref(), Some("Device not found in organization"));
+    assert_eq!(
+        items[1].reason.as_deref(),
+        Some("Device not found in organization")
+    );
     assert_eq!(items[1].activity_id.as_deref(), Some("act-1"));
     let counts = store.job(id).await.unwrap().counts;
     assert_eq!(
-        (counts.pending, counts.succeeded, counts.failed, counts.skipped),
+        (
+            counts.pending,
+            counts.succeeded,
+            counts.failed,
+            counts.skipped
+        ),
         (8, 1, 1, 1)
     );
     store.close().await;
@@ -514,7 +530,12 @@ async fn items_page_by_serial_and_count_per_outcome(ctx: &Ctx) {
     assert_eq!(failed_seen.len(), 500);
     let counts = ctx.store.job(id).await.unwrap().counts;
     assert_eq!(
-        (counts.devices, counts.pending, counts.failed, counts.skipped),
+        (
+            counts.devices,
+            counts.pending,
+            counts.failed,
+            counts.skipped
+        ),
         (1201, 700, 500, 1)
     );
     // Another organization sees nothing.
@@ -550,7 +571,9 @@ async fn jobs_list_newest_first_in_pages(ctx: &Ctx) {
         );
     }
     ids.reverse();
-    let page1 = jobs::list_jobs(ctx.store.as_ref(), org, None, 3).await.unwrap();
+    let page1 = jobs::list_jobs(ctx.store.as_ref(), org, None, 3)
+        .await
+        .unwrap();
     let page2 = jobs::list_jobs(ctx.store.as_ref(), org, page1.last().map(|j| j.id), 3)
         .await
         .unwrap();
@@ -615,12 +638,18 @@ async fn cancel_skips_unsent_chunks_and_waits_for_those_in_flight(ctx: &Ctx) {
         .collect();
     assert_eq!(
         states,
-        [ChunkState::Sending, ChunkState::Cancelled, ChunkState::Cancelled]
+        [
+            ChunkState::Sending,
+            ChunkState::Cancelled,
+            ChunkState::Cancelled
+        ]
     );
     let items = ctx.store.chunk_items(id, 1).await.unwrap();
-    assert!(items
-        .iter()
-        .all(|i| i.outcome == ItemOutcome::Skipped && i.reason.as_deref() == Some("cancelled")));
+    assert!(
+        items
+            .iter()
+            .all(|i| i.outcome == ItemOutcome::Skipped && i.reason.as_deref() == Some("cancelled"))
+    );
     assert_eq!(ctx.store.job(id).await.unwrap().counts.pending, 10);
     // The runner's status updates never undo a cancel.
     assert!(
@@ -642,7 +671,10 @@ async fn a_job_lease_has_one_holder_across_instances(ctx: &Ctx) {
     let other = ctx.reconnect().await;
     let key = LeaseKey::Job(JobId(42));
     assert!(ctx.store.acquire_lease(key, "a", 100, 160).await.unwrap());
-    assert!(ctx.store.acquire_lease(key, "a", 110, 170).await.unwrap(), "renewal");
+    assert!(
+        ctx.store.acquire_lease(key, "a", 110, 170).await.unwrap(),
+        "renewal"
+    );
     assert!(!other.acquire_lease(key, "b", 120, 180).await.unwrap());
     // Another job's lease is independent.
     assert!(
@@ -692,7 +724,11 @@ async fn a_10k_assign_job_completes_and_reports_every_serial(ctx: &Ctx) {
     }
     for serial in &unknown {
         let item = &items[serial];
-        assert_eq!(item.outcome, ItemOutcome::Failed, "{serial} must not succeed");
+        assert_eq!(
+            item.outcome,
+            ItemOutcome::Failed,
+            "{serial} must not succeed"
+        );
         assert_eq!(
             item.reason.as_deref(),
             Some("Device not found in organization")
@@ -704,7 +740,9 @@ async fn a_10k_assign_job_completes_and_reports_every_serial(ctx: &Ctx) {
         (job.counts.succeeded, job.counts.failed, job.counts.skipped),
         (9_998, 2, 1)
     );
-    let progress = jobs::job_progress(ctx.store.as_ref(), s.org, id).await.unwrap();
+    let progress = jobs::job_progress(ctx.store.as_ref(), s.org, id)
+        .await
+        .unwrap();
     assert_eq!(progress.chunks_completed, 10);
     assert_eq!(progress.devices_done, 10_001);
     assert_eq!(progress.apple_status.as_deref(), Some("COMPLETED"));
@@ -718,8 +756,11 @@ async fn a_10k_assign_job_completes_and_reports_every_serial(ctx: &Ctx) {
         .await
         .unwrap();
     assert_eq!(rows.len(), 9_998);
-    assert!(rows.iter().all(|r| r.service_id.as_deref() == Some(service.as_str())
-        && r.status.as_deref() == Some("ASSIGNED")));
+    assert!(
+        rows.iter()
+            .all(|r| r.service_id.as_deref() == Some(service.as_str())
+                && r.status.as_deref() == Some("ASSIGNED"))
+    );
     // Created, confirmed and finished are in the audit log.
     let entries = audit::list(
         ctx.store.as_ref(),
@@ -772,12 +813,17 @@ async fn cancel_stops_chunks_not_yet_submitted(ctx: &Ctx) {
     });
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let p = jobs::job_progress(ctx.store.as_ref(), s.org, id).await.unwrap();
+        let p = jobs::job_progress(ctx.store.as_ref(), s.org, id)
+            .await
+            .unwrap();
         if p.chunks_submitted + p.chunks_completed >= 1 && p.waiting_for_budget {
             assert!(p.next_slot_in_secs.unwrap() > 3000, "{p:?}");
             break;
         }
-        assert!(Instant::now() < deadline, "never waited for the budget: {p:?}");
+        assert!(
+            Instant::now() < deadline,
+            "never waited for the budget: {p:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
@@ -809,7 +855,11 @@ async fn retry_failed_starts_a_linked_job_with_only_the_failures(ctx: &Ctx) {
     let sim = simulator(1_000, FaultConfig::default()).await;
     let s = setup(ctx, sim).await;
     let (service, mut devices) = target_and_devices(&s.sim, 40).await;
-    devices.extend(["ZZGONE1".to_owned(), "ZZGONE2".to_owned(), "ZZGONE3".to_owned()]);
+    devices.extend([
+        "ZZGONE1".to_owned(),
+        "ZZGONE2".to_owned(),
+        "ZZGONE3".to_owned(),
+    ]);
     let action = JobAction::Assign {
         service_id: service,
     };
@@ -828,7 +878,9 @@ async fn retry_failed_starts_a_linked_job_with_only_the_failures(ctx: &Ctx) {
     let retry = jobs::retry_failed(ctx.store.as_ref(), &actor, s.org, id)
         .await
         .unwrap();
-    let job = jobs::get_job(ctx.store.as_ref(), s.org, retry).await.unwrap();
+    let job = jobs::get_job(ctx.store.as_ref(), s.org, retry)
+        .await
+        .unwrap();
     assert_eq!(job.retry_of, Some(id));
     assert_eq!(job.action, action);
     assert_eq!(job.created_by, actor.user_id);
@@ -887,7 +939,11 @@ async fn a_chunk_above_apples_maximum_fails_with_apples_message(ctx: &Ctx) {
     let first = &items[&devices[0]];
     assert_eq!(first.outcome, ItemOutcome::Failed);
     assert!(
-        first.reason.as_deref().unwrap().contains("At most 50 devices"),
+        first
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("At most 50 devices"),
         "{first:?}"
     );
     assert_eq!(items[&devices[79]].outcome, ItemOutcome::Succeeded);
@@ -950,17 +1006,23 @@ async fn under_faults_nothing_is_lost_or_sent_twice_and_retry_after_holds(ctx: &
     assert_each_sent_once(&s.sim, &devices);
     assert_assigned(&s.sim, &devices, &service).await;
     let items = all_items(ctx, &s, id).await;
-    let outcomes: HashMap<ItemOutcome, usize> =
-        items.values().fold(HashMap::new(), |mut m, i| {
-            *m.entry(i.outcome).or_default() += 1;
-            m
-        });
+    let outcomes: HashMap<ItemOutcome, usize> = items.values().fold(HashMap::new(), |mut m, i| {
+        *m.entry(i.outcome).or_default() += 1;
+        m
+    });
     assert_eq!(outcomes.get(&ItemOutcome::Succeeded), Some(&10_000));
     let chunks = ctx.store.job_chunks(id).await.unwrap();
     let reconciled = chunks
         .iter()
-        .filter(|c| c.note.as_deref().is_some_and(|n| n.starts_with("reconciled")))
+        .filter(|c| {
+            c.note
+                .as_deref()
+                .is_some_and(|n| n.starts_with("reconciled"))
+        })
         .count();
     eprintln!("chunks reconciled after an unknown outcome: {reconciled}");
-    assert!(reconciled > 0, "no POST went unanswered: the faults did not reach the POSTs");
+    assert!(
+        reconciled > 0,
+        "no POST went unanswered: the faults did not reach the POSTs"
+    );
 }

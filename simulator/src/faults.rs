@@ -191,13 +191,17 @@ pub(crate) async fn gate(
                 ("POST", f.config.post_budget)
             };
             let key = (client.clone(), bucket);
-            let undercut = f.retry_after_until.get(&key).is_some_and(|until| now < *until);
+            let undercut = f
+                .retry_after_until
+                .get(&key)
+                .is_some_and(|until| now < *until);
             let limited =
                 budget.and_then(|b| spend(&mut f, &shared.behaviour, &client, bucket, b, now));
             let omit = f.config.omit_retry_after;
             if let (Some(secs), false) = (limited, omit) {
                 // The client is told to wait `secs` from now (the header's whole seconds).
-                let until = now + time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2));
+                let until =
+                    now + time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2));
                 f.retry_after_until.insert(key, until);
             }
             let rate = f.config.error_rate;

@@ -353,7 +353,9 @@ fn unix_now() -> i64 {
 /// Checks a chunk size against Apple's maximum.
 pub fn check_chunk_size(size: u32) -> Result<()> {
     if size == 0 {
-        return Err(JobError::Invalid("chunk size must be at least 1".to_owned()));
+        return Err(JobError::Invalid(
+            "chunk size must be at least 1".to_owned(),
+        ));
     }
     if size > APPLE_MAX_DEVICES_PER_ACTIVITY {
         return Err(JobError::ChunkTooLarge {
@@ -371,6 +373,11 @@ pub async fn create_job(store: &dyn Store, actor: &Actor, new: NewJob) -> Result
     let account = store.api_account(new.account).await?;
     if account.view.org_id != new.org {
         return Err(JobError::NotFound);
+    }
+    if account.view.revoked_at.is_some() {
+        return Err(JobError::Invalid(
+            "the API account is revoked; choose another one".to_owned(),
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     let all = new.to_send.iter().chain(new.skipped.iter().map(|(s, _)| s));
@@ -608,10 +615,11 @@ pub async fn job_progress(store: &dyn Store, org: OrgId, id: JobId) -> Result<Jo
     let count = |state: ChunkState| chunks.iter().filter(|c| c.state == state).count() as u32;
     let now_ms = OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000;
     let waiting = job.status == JobStatus::Waiting;
-    let next_slot_in_secs = job
-        .waiting_until_ms
-        .filter(|_| waiting)
-        .map(|at| u64::try_from((at - now_ms).max(0)).unwrap_or(0).div_ceil(1000));
+    let next_slot_in_secs = job.waiting_until_ms.filter(|_| waiting).map(|at| {
+        u64::try_from((at - now_ms).max(0))
+            .unwrap_or(0)
+            .div_ceil(1000)
+    });
     let latest = chunks
         .iter()
         .filter(|c| c.apple_status.is_some())

@@ -41,8 +41,9 @@
 //! with margin), then reads the target service's device list (one paged read, not one call
 //! per device):
 //!
-//! * devices already in the intended state (on the service for assign, off it for unassign)
-//!   are marked succeeded and verified, with "activity unknown" as the reason;
+//! * devices already in the intended state (on the service for assign; off it for unassign,
+//!   and present in the mirror, since a device outside the organization is off it too) are
+//!   marked succeeded and verified, with "activity unknown" as the reason;
 //! * the others are re-sent, once, as a new attempt of the same chunk (only those devices);
 //! * after `max_attempts` POSTs that may have reached Apple, the rest fail with a reason
 //!   instead of being sent again.
@@ -81,9 +82,7 @@ use apple::{ActivityId, MdmServerId, Priority, SerialNumber};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use super::{
-    Chunk, ChunkState, ItemOutcome, Job, JobAction, JobError, JobId, JobItem, JobStatus,
-};
+use super::{Chunk, ChunkState, ItemOutcome, Job, JobAction, JobError, JobId, JobItem, JobStatus};
 use crate::accounts::{AccountError, ApiAccountId, Clients, sanitize_error};
 use crate::audit::{self, Actor, AuditAction};
 use crate::config::JobsConfig;
@@ -102,8 +101,7 @@ const MAX_RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(3600);
 pub const RECONCILED: &str =
     "found in the intended state after a request whose answer was lost (activity unknown)";
 /// Reason of a device Apple left out of its activity log.
-pub const SKIPPED_BY_APPLE: &str =
-    "Apple skipped this device: it is missing from the activity log";
+pub const SKIPPED_BY_APPLE: &str = "Apple skipped this device: it is missing from the activity log";
 
 /// Why working a job stopped early (it is picked up again at the next tick).
 #[derive(Debug, thiserror::Error)]
@@ -188,12 +186,7 @@ impl JobRunner {
     }
 
     /// [`super::confirm_job`], then starts it without waiting for the next tick.
-    pub async fn confirm(
-        &self,
-        actor: &Actor,
-        org: OrgId,
-        job: JobId,
-    ) -> Result<Job, JobError> {
+    pub async fn confirm(&self, actor: &Actor, org: OrgId, job: JobId) -> Result<Job, JobError> {
         let job = super::confirm_job(self.store.as_ref(), actor, org, job).await?;
         self.wake();
         Ok(job)
@@ -257,9 +250,15 @@ impl JobRunner {
             let runner = self.clone();
             tokio::spawn(async move {
                 match runner.work(id).await {
-                    Ok(Some(status)) => tracing::info!(job = id.0, status = status.as_str(), "job finished"),
+                    Ok(Some(status)) => {
+                        tracing::info!(job = id.0, status = status.as_str(), "job finished")
+                    }
                     Ok(None) => tracing::debug!(job = id.0, "job worked by another instance"),
-                    Err(err) => tracing::warn!(job = id.0, error = &err as &dyn std::error::Error, "job paused; resumes at the next tick"),
+                    Err(err) => tracing::warn!(
+                        job = id.0,
+                        error = &err as &dyn std::error::Error,
+                        "job paused; resumes at the next tick"
+                    ),
                 }
                 runner.active_set().remove(&id);
             });
@@ -488,10 +487,7 @@ impl Run<'_> {
     }
 
     async fn pending_items(&self, chunk: &Chunk) -> Result<Vec<JobItem>, RunError> {
-        let mut items = self
-            .store()
-            .chunk_items(self.job.id, chunk.index)
-            .await?;
+        let mut items = self.store().chunk_items(self.job.id, chunk.index).await?;
         items.retain(|i| i.outcome == ItemOutcome::Pending);
         Ok(items)
     }
@@ -522,7 +518,8 @@ impl Run<'_> {
         sending.attempts += 1;
         sending.sending_at_ms = Some(now);
         sending.not_before_ms = None;
-        sending.next_at_ms = Some(now + i64::try_from(self.config().reconcile_after_ms).unwrap_or(0));
+        sending.next_at_ms =
+            Some(now + i64::try_from(self.config().reconcile_after_ms).unwrap_or(0));
         if !self.update(&sending, ChunkState::Planned, &[]).await? {
             return Ok(None);
         }
@@ -559,7 +556,8 @@ impl Run<'_> {
                 next.state = ChunkState::Submitted;
                 next.activity_id = Some(activity.clone());
                 next.submitted_at = Some(now_secs());
-                next.next_at_ms = Some(now + i64::try_from(self.config().poll_first_ms).unwrap_or(0));
+                next.next_at_ms =
+                    Some(now + i64::try_from(self.config().poll_first_ms).unwrap_or(0));
                 next.polls = 0;
                 next.apple_status = status;
                 next.apple_sub_status = sub_status;
@@ -589,7 +587,11 @@ impl Run<'_> {
                 // before Apple's state has been read.
                 next.note = Some(note);
                 self.update(&next, ChunkState::Sending, &[]).await?;
-                tracing::warn!(job = self.job.id.0, chunk = chunk.index, "chunk outcome unknown; reconciling later");
+                tracing::warn!(
+                    job = self.job.id.0,
+                    chunk = chunk.index,
+                    "chunk outcome unknown; reconciling later"
+                );
             }
         }
         Ok(None)
@@ -740,17 +742,15 @@ impl Run<'_> {
                 tracing::warn!(job = self.job.id.0, error = %sanitize_error(&err.to_string()), "verification read failed; trying again");
                 for chunk in chunks {
                     let mut next = chunk.clone();
-                    next.verify_at_ms = Some(now_ms() + i64::try_from(self.config().poll_max_ms).unwrap_or(0));
+                    next.verify_at_ms =
+                        Some(now_ms() + i64::try_from(self.config().poll_max_ms).unwrap_or(0));
                     self.update(&next, ChunkState::Completed, &[]).await?;
                 }
                 return Ok(());
             }
         };
         for chunk in chunks {
-            let items = self
-                .store()
-                .chunk_items(self.job.id, chunk.index)
-                .await?;
+            let items = self.store().chunk_items(self.job.id, chunk.index).await?;
             let mut next = chunk.clone();
             next.verify_tries += 1;
             let last_try = next.verify_tries >= self.config().verify_tries;
@@ -818,7 +818,8 @@ impl Run<'_> {
         let members = match self.service_members().await {
             Ok(members) => members,
             Err(err) => {
-                next.next_at_ms = Some(now_ms() + i64::try_from(self.config().poll_max_ms).unwrap_or(0));
+                next.next_at_ms =
+                    Some(now_ms() + i64::try_from(self.config().poll_max_ms).unwrap_or(0));
                 next.note = Some(format!(
                     "reconciling: cannot read the devices' assignment yet ({})",
                     sanitize_error(&err.to_string())
@@ -833,13 +834,32 @@ impl Run<'_> {
             next.state = ChunkState::Failed;
             next.finished_at = Some(now_secs());
             next.note = Some(reason.to_owned());
-            self.update(&next, ChunkState::Sending, &failed_items(&items, reason, None))
-                .await?;
+            self.update(
+                &next,
+                ChunkState::Sending,
+                &failed_items(&items, reason, None),
+            )
+            .await?;
             return Ok(());
         };
-        let (done, rest): (Vec<&JobItem>, Vec<&JobItem>) = items
-            .iter()
-            .partition(|i| self.in_intended_state(&members, &i.serial));
+        // Off the service is also where a device outside the organization is: for an
+        // unassign, only devices the mirror knows as present count as done.
+        let present: HashSet<String> = if self.job.action.assigns() {
+            HashSet::new()
+        } else {
+            let serials: Vec<String> = items.iter().map(|i| i.serial.clone()).collect();
+            self.store()
+                .devices_by_serial(self.job.org, &serials)
+                .await?
+                .into_iter()
+                .filter(|d| d.absent_since.is_none())
+                .map(|d| d.serial)
+                .collect()
+        };
+        let (done, rest): (Vec<&JobItem>, Vec<&JobItem>) = items.iter().partition(|i| {
+            self.in_intended_state(&members, &i.serial)
+                && (self.job.action.assigns() || present.contains(&i.serial))
+        });
         let mut updates: Vec<ItemUpdate> = done
             .iter()
             .map(|i| ItemUpdate {
@@ -908,11 +928,7 @@ impl Run<'_> {
         } else {
             JobStatus::CompletedWithFailures
         };
-        if self
-            .store()
-            .finish_job(job.id, status, now_secs())
-            .await?
-        {
+        if self.store().finish_job(job.id, status, now_secs()).await? {
             audit::append(
                 self.store(),
                 &Actor::system(),
@@ -971,16 +987,17 @@ pub fn outcomes_from_log(
         .iter()
         .map(|item| {
             let row = by_serial.get(&item.serial.to_ascii_uppercase());
-            let (outcome, reason) = match row {
-                Some(row) if !row.failed() => (ItemOutcome::Succeeded, None),
-                Some(row) => (
-                    ItemOutcome::Failed,
-                    Some(row.details.clone().unwrap_or_else(|| {
-                        "Apple reported a failure without a reason".to_owned()
-                    })),
-                ),
-                None => (ItemOutcome::Failed, Some(SKIPPED_BY_APPLE.to_owned())),
-            };
+            let (outcome, reason) =
+                match row {
+                    Some(row) if !row.failed() => (ItemOutcome::Succeeded, None),
+                    Some(row) => (
+                        ItemOutcome::Failed,
+                        Some(row.details.clone().unwrap_or_else(|| {
+                            "Apple reported a failure without a reason".to_owned()
+                        })),
+                    ),
+                    None => (ItemOutcome::Failed, Some(SKIPPED_BY_APPLE.to_owned())),
+                };
             ItemUpdate {
                 serial: item.serial.clone(),
                 outcome,

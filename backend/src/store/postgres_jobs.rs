@@ -83,9 +83,7 @@ impl JobStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        let chunk_of: Vec<i64> = (0..new.to_send.len())
-            .map(|i| (i / size) as i64)
-            .collect();
+        let chunk_of: Vec<i64> = (0..new.to_send.len()).map(|i| (i / size) as i64).collect();
         sqlx::query(
             "INSERT INTO job_items (job_id, serial, chunk_idx, outcome) \
              SELECT $1, serial, chunk_idx, 'pending' FROM UNNEST($2::text[], $3::bigint[]) \

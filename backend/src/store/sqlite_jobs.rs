@@ -121,9 +121,8 @@ impl JobStore for SqliteStore {
     }
 
     async fn list_jobs(&self, org: OrgId, before: Option<JobId>, limit: u32) -> Result<Vec<Job>> {
-        let mut query = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE org_id = "
-        ));
+        let mut query =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE org_id = "));
         query.push_bind(org.0.to_string());
         if let Some(before) = before {
             query.push(" AND id < ").push_bind(before.0);
