@@ -378,6 +378,11 @@ pub async fn create_job(store: &dyn Store, actor: &Actor, new: NewJob) -> Result
     if account.view.org_id != new.org {
         return Err(JobError::NotFound);
     }
+    if account.view.revoked_at.is_some() {
+        return Err(JobError::Invalid(
+            "the API account is revoked; choose another one".to_owned(),
+        ));
+    }
     let mut seen = std::collections::HashSet::new();
     let all = new.to_send.iter().chain(new.skipped.iter().map(|(s, _)| s));
     for serial in all {

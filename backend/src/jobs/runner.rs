@@ -41,8 +41,9 @@
 //! with margin), then reads the target service's device list (one paged read, not one call
 //! per device):
 //!
-//! * devices already in the intended state (on the service for assign, off it for unassign)
-//!   are marked succeeded and verified, with "activity unknown" as the reason;
+//! * devices already in the intended state (on the service for assign; off it for unassign,
+//!   and present in the mirror, since a device outside the organization is off it too) are
+//!   marked succeeded and verified, with "activity unknown" as the reason;
 //! * the others are re-sent, once, as a new attempt of the same chunk (only those devices);
 //! * after `max_attempts` POSTs that may have reached Apple, the rest fail with a reason
 //!   instead of being sent again.
@@ -841,9 +842,24 @@ impl Run<'_> {
             .await?;
             return Ok(());
         };
-        let (done, rest): (Vec<&JobItem>, Vec<&JobItem>) = items
-            .iter()
-            .partition(|i| self.in_intended_state(&members, &i.serial));
+        // Off the service is also where a device outside the organization is: for an
+        // unassign, only devices the mirror knows as present count as done.
+        let present: HashSet<String> = if self.job.action.assigns() {
+            HashSet::new()
+        } else {
+            let serials: Vec<String> = items.iter().map(|i| i.serial.clone()).collect();
+            self.store()
+                .devices_by_serial(self.job.org, &serials)
+                .await?
+                .into_iter()
+                .filter(|d| d.absent_since.is_none())
+                .map(|d| d.serial)
+                .collect()
+        };
+        let (done, rest): (Vec<&JobItem>, Vec<&JobItem>) = items.iter().partition(|i| {
+            self.in_intended_state(&members, &i.serial)
+                && (self.job.action.assigns() || present.contains(&i.serial))
+        });
         let mut updates: Vec<ItemUpdate> = done
             .iter()
             .map(|i| ItemUpdate {
