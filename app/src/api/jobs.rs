@@ -253,8 +253,8 @@ pub(crate) mod ssr {
             })
     }
 
-    /// The skipped entries a job can record: one per serial, none that is also sent
-    /// (a duplicate of a sent serial is reported by the preview, not as a second result).
+    /// The skipped entries a job can record: one per serial, none that is also sent, none
+    /// blank (a repeat of a serial is reported by the preview, not as a second result).
     pub fn distinct_skipped(
         to_send: &[String],
         skipped: Vec<(String, String)>,
@@ -262,7 +262,7 @@ pub(crate) mod ssr {
         let mut seen: HashSet<String> = to_send.iter().cloned().collect();
         skipped
             .into_iter()
-            .filter(|(serial, _)| seen.insert(serial.clone()))
+            .filter(|(serial, _)| !serial.trim().is_empty() && seen.insert(serial.clone()))
             .collect()
     }
 
