@@ -92,7 +92,7 @@ test("an operator pastes serials with junk, previews, confirms, watches the job 
   await expect(page).toHaveURL(/\/assign\/[0-9a-f-]{36}\/action$/);
   await shell.ready();
   await expect(page.getByTestId("input-summary")).toContainText(
-    "106 entries: 100 serial numbers, 2 repeated, 3 not serial numbers",
+    "106 entries: 101 serial numbers, 2 repeated, 3 not serial numbers",
   );
   await expectAccessible();
 
