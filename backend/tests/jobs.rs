@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backend::accounts::{self, AccountKind, AccountUrls, ApiAccountId, Clients, NewApiAccount};
+use backend::accounts::{ApiAccountId, Clients};
 use backend::audit::{self, Actor, AuditFilter, AuditPage};
 use backend::config::JobsConfig;
 use backend::jobs::{
@@ -19,7 +19,7 @@ use backend::jobs::{
 };
 use backend::mirror::index::DeviceIndex;
 use backend::mirror::sync::{SyncCause, SyncEngine};
-use backend::orgs::{NewOrganization, OrgId};
+use backend::orgs::OrgId;
 use backend::store::jobs::{ItemUpdate, NewJobRecord};
 use backend::store::{LeaseKey, StoreError};
 use backend::vault::{MasterKey, Vault};
@@ -56,33 +56,7 @@ struct Setup {
 const TIME_SCALE: f64 = 30.0;
 
 async fn setup(ctx: &Ctx, sim: RunningSimulator) -> Setup {
-    let store = ctx.store.as_ref();
-    let vault = Arc::new(Vault::new(
-        &MasterKey::from_hex(&"0123456789abcdef".repeat(4)).unwrap(),
-    ));
-    let org = store
-        .create_organization(&NewOrganization::parse("Jobs").unwrap())
-        .await
-        .unwrap()
-        .id;
-    let creds = sim.credentials();
-    let new = NewApiAccount::parse(
-        "Simulated",
-        &creds.client_id,
-        &creds.key_id,
-        &creds.private_key_pem,
-        AccountKind::Business,
-        AccountUrls {
-            api_base_url: sim.base_url().to_owned(),
-            token_url: sim.token_url(),
-            audience: sim.audience().to_owned(),
-        },
-    )
-    .unwrap();
-    let account = accounts::add_account(store, &vault, &Actor::system(), org, new)
-        .await
-        .unwrap()
-        .id;
+    let (org, account, vault) = common::connect_simulator(ctx, &sim, "Jobs").await;
     // The simulator sets the pace (and its faults the 429s), not Orchard's budget.
     let budget = apple::BudgetConfig {
         reads: apple::Rate {

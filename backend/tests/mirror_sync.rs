@@ -8,10 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backend::accounts::{self, AccountKind, AccountUrls, ApiAccountId, Clients, NewApiAccount};
-use backend::audit::Actor;
+use backend::accounts::{ApiAccountId, Clients};
 use backend::mirror::sync::{RunState, SyncCause, SyncEngine, SyncError};
-use backend::orgs::{NewOrganization, OrgId};
+use backend::orgs::OrgId;
 use backend::store::{DatabaseKind, Store};
 use backend::vault::{MasterKey, Vault};
 use common::Ctx;
@@ -36,37 +35,7 @@ struct Setup {
 }
 
 async fn setup(ctx: &Ctx, sim: RunningSimulator, budget: apple::BudgetConfig) -> Setup {
-    let store = ctx.store.as_ref();
-    let vault = Arc::new(Vault::new(
-        &MasterKey::from_hex(&"0123456789abcdef".repeat(4)).unwrap(),
-    ));
-    let org = store
-        .create_organization(&NewOrganization::parse("Mirrored").unwrap())
-        .await
-        .unwrap()
-        .id;
-    let creds = sim.credentials();
-    let new = NewApiAccount::parse(
-        "Simulated",
-        &creds.client_id,
-        &creds.key_id,
-        &creds.private_key_pem,
-        AccountKind::Business,
-        AccountUrls {
-            api_base_url: sim.base_url().to_owned(),
-            token_url: sim.token_url(),
-            audience: sim.audience().to_owned(),
-        },
-    )
-    .unwrap();
-    let actor = Actor {
-        user_id: None,
-        client_addr: None,
-    };
-    let account = accounts::add_account(store, &vault, &actor, org, new)
-        .await
-        .unwrap()
-        .id;
+    let (org, account, vault) = common::connect_simulator(ctx, &sim, "Mirrored").await;
     let clients = Clients::with_budget_config(ctx.store.clone(), vault, budget);
     Setup {
         sim,

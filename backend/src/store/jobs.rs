@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{Result, StoreError};
+use super::{Result, StoreError, count};
 use crate::accounts::ApiAccountId;
 use crate::jobs::{Chunk, ChunkState, ItemOutcome, Job, JobAction, JobId, JobItem, JobStatus};
 use crate::orgs::OrgId;
@@ -164,10 +164,6 @@ fn uuid(what: &str, text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(|e| corrupt(what, e))
 }
 
-pub(super) fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
 fn small(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(0)
 }
@@ -286,6 +282,70 @@ impl TryFrom<ItemRow> for JobItem {
             activity_id: row.activity_id,
         })
     }
+}
+
+/// Binds every writable column of a chunk, in the order of [`CHUNK_SET`], then its key and the
+/// expected state, for either database's query.
+macro_rules! bind_chunk {
+    ($query:expr, $chunk:expr, $expected:expr) => {
+        $query
+            .bind($chunk.state.as_str())
+            .bind(i64::from($chunk.attempts))
+            .bind(i64::from($chunk.rate_limited))
+            .bind(&$chunk.activity_id)
+            .bind($chunk.sending_at_ms)
+            .bind($chunk.submitted_at)
+            .bind($chunk.not_before_ms)
+            .bind($chunk.next_at_ms)
+            .bind(i64::from($chunk.polls))
+            .bind(&$chunk.apple_status)
+            .bind(&$chunk.apple_sub_status)
+            .bind($chunk.verify_at_ms)
+            .bind(i64::from($chunk.verify_tries))
+            .bind($chunk.finished_at)
+            .bind(&$chunk.note)
+            .bind($chunk.job.0)
+            .bind(i64::from($chunk.index))
+            .bind($expected.as_str())
+    };
+}
+pub(super) use bind_chunk;
+
+/// The columns a chunk move writes, in [`bind_chunk`]'s order.
+pub(super) const CHUNK_SET: [&str; 15] = [
+    "state",
+    "attempts",
+    "rate_limited",
+    "activity_id",
+    "sending_at_ms",
+    "submitted_at",
+    "not_before_ms",
+    "next_at_ms",
+    "polls",
+    "apple_status",
+    "apple_sub_status",
+    "verify_at_ms",
+    "verify_tries",
+    "finished_at",
+    "note",
+];
+
+/// `UPDATE job_chunks SET ... WHERE job_id, idx, state` with placeholders made by `param(n)`
+/// (1-based), for [`bind_chunk`].
+pub(super) fn update_chunk_sql(param: impl Fn(usize) -> String) -> String {
+    let set: Vec<String> = CHUNK_SET
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("{column} = {}", param(i + 1)))
+        .collect();
+    let n = CHUNK_SET.len();
+    format!(
+        "UPDATE job_chunks SET {} WHERE job_id = {} AND idx = {} AND state = {}",
+        set.join(", "),
+        param(n + 1),
+        param(n + 2),
+        param(n + 3)
+    )
 }
 
 /// Converts fetched rows.

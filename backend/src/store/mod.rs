@@ -117,6 +117,11 @@ impl StoreError {
     }
 }
 
+/// A stored count (never negative) as a number of things.
+pub(crate) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
 /// Everything Orchard keeps in its database. Implementations must behave identically;
 /// the storage tests in `backend/tests/store.rs` run against both.
 #[async_trait]

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::jobs::{
     CHUNK_COLUMNS, ChunkRow, ITEM_COLUMNS, ItemRow, ItemUpdate, JobRow, JobStore, NewJobRecord,
-    OPEN_STATUSES, convert,
+    OPEN_STATUSES, bind_chunk, convert, update_chunk_sql,
 };
 use super::{PostgresStore, Result, StoreError};
 use crate::jobs::{Chunk, ChunkState, ItemOutcome, Job, JobId, JobItem, JobStatus};
@@ -332,34 +332,11 @@ impl JobStore for PostgresStore {
         now: i64,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let moved = sqlx::query(
-            "UPDATE job_chunks SET state = $1, attempts = $2, activity_id = $3, \
-             sending_at_ms = $4, submitted_at = $5, not_before_ms = $6, next_at_ms = $7, \
-             polls = $8, apple_status = $9, apple_sub_status = $10, verify_at_ms = $11, \
-             verify_tries = $12, finished_at = $13, note = $14, rate_limited = $18 \
-             WHERE job_id = $15 AND idx = $16 AND state = $17",
-        )
-        .bind(chunk.state.as_str())
-        .bind(i64::from(chunk.attempts))
-        .bind(&chunk.activity_id)
-        .bind(chunk.sending_at_ms)
-        .bind(chunk.submitted_at)
-        .bind(chunk.not_before_ms)
-        .bind(chunk.next_at_ms)
-        .bind(i64::from(chunk.polls))
-        .bind(&chunk.apple_status)
-        .bind(&chunk.apple_sub_status)
-        .bind(chunk.verify_at_ms)
-        .bind(i64::from(chunk.verify_tries))
-        .bind(chunk.finished_at)
-        .bind(&chunk.note)
-        .bind(chunk.job.0)
-        .bind(i64::from(chunk.index))
-        .bind(expected.as_str())
-        .bind(i64::from(chunk.rate_limited))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        let sql = update_chunk_sql(|n| format!("${n}"));
+        let moved = bind_chunk!(sqlx::query(&sql), chunk, expected)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         if moved.rows_affected() != 1 {
             return Ok(false);
         }

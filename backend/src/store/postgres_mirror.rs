@@ -10,7 +10,7 @@ use super::mirror::{
     Checkpoint, DeviceChange, FACT_COLUMNS, FactsRow, MirrorStore, PresentDevice, StoredHash,
     push_device_columns,
 };
-use super::{PostgresStore, Result, StoreError};
+use super::{PostgresStore, Result, StoreError, count};
 use crate::accounts::ApiAccountId;
 use crate::jobs::preview::DeviceFacts;
 use crate::mirror::sync::{RunId, RunState, SyncCause, SyncPhase, SyncRun};
@@ -46,10 +46,6 @@ struct RunRow {
 
 fn corrupt(field: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("sync_runs.{field}: {e}"))
-}
-
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 impl TryFrom<RunRow> for SyncRun {

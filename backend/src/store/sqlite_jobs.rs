@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::jobs::{
     CHUNK_COLUMNS, ChunkRow, ITEM_COLUMNS, ItemRow, ItemUpdate, JOB_COLUMNS, JobRow, JobStore,
-    NewJobRecord, OPEN_STATUSES, convert,
+    NewJobRecord, OPEN_STATUSES, bind_chunk, convert, update_chunk_sql,
 };
 use super::{Result, SqliteStore, StoreError};
 use crate::jobs::{Chunk, ChunkState, ItemOutcome, Job, JobId, JobItem, JobStatus};
@@ -333,33 +333,11 @@ impl JobStore for SqliteStore {
         now: i64,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let moved = sqlx::query(
-            "UPDATE job_chunks SET state = ?, attempts = ?, rate_limited = ?, activity_id = ?, sending_at_ms = ?, \
-             submitted_at = ?, not_before_ms = ?, next_at_ms = ?, polls = ?, apple_status = ?, \
-             apple_sub_status = ?, verify_at_ms = ?, verify_tries = ?, finished_at = ?, note = ? \
-             WHERE job_id = ? AND idx = ? AND state = ?",
-        )
-        .bind(chunk.state.as_str())
-        .bind(i64::from(chunk.attempts))
-        .bind(i64::from(chunk.rate_limited))
-        .bind(&chunk.activity_id)
-        .bind(chunk.sending_at_ms)
-        .bind(chunk.submitted_at)
-        .bind(chunk.not_before_ms)
-        .bind(chunk.next_at_ms)
-        .bind(i64::from(chunk.polls))
-        .bind(&chunk.apple_status)
-        .bind(&chunk.apple_sub_status)
-        .bind(chunk.verify_at_ms)
-        .bind(i64::from(chunk.verify_tries))
-        .bind(chunk.finished_at)
-        .bind(&chunk.note)
-        .bind(chunk.job.0)
-        .bind(i64::from(chunk.index))
-        .bind(expected.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        let sql = update_chunk_sql(|_| "?".to_owned());
+        let moved = bind_chunk!(sqlx::query(&sql), chunk, expected)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         if moved.rows_affected() != 1 {
             return Ok(false);
         }

@@ -209,3 +209,47 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// A new organization connected to `sim` through one API account, added as an administrator
+/// would add it (the key sealed by a fixed test master key). Returns the organization, the
+/// account and the vault that opens its key.
+pub async fn connect_simulator(
+    ctx: &Ctx,
+    sim: &simulator::RunningSimulator,
+    org_name: &str,
+) -> (
+    backend::orgs::OrgId,
+    backend::accounts::ApiAccountId,
+    Arc<backend::vault::Vault>,
+) {
+    use backend::accounts::{AccountKind, AccountUrls, NewApiAccount};
+    let store = ctx.store.as_ref();
+    let vault = Arc::new(backend::vault::Vault::new(
+        &backend::vault::MasterKey::from_hex(&"0123456789abcdef".repeat(4)).unwrap(),
+    ));
+    let org = store
+        .create_organization(&backend::orgs::NewOrganization::parse(org_name).unwrap())
+        .await
+        .unwrap()
+        .id;
+    let creds = sim.credentials();
+    let new = NewApiAccount::parse(
+        "Simulated",
+        &creds.client_id,
+        &creds.key_id,
+        &creds.private_key_pem,
+        AccountKind::Business,
+        AccountUrls {
+            api_base_url: sim.base_url().to_owned(),
+            token_url: sim.token_url(),
+            audience: sim.audience().to_owned(),
+        },
+    )
+    .unwrap();
+    let actor = backend::audit::Actor::system();
+    let account = backend::accounts::add_account(store, &vault, &actor, org, new)
+        .await
+        .unwrap()
+        .id;
+    (org, account, vault)
+}
