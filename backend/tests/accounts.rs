@@ -729,6 +729,7 @@ async fn the_demo_organization_survives_a_restart_on_a_new_port(ctx: &Ctx) {
         enabled: DemoMode::Auto,
         devices: 50,
         seed: 3,
+        ..DemoConfig::default()
     };
     assert!(demo::demo_wanted(store, &config).await.unwrap());
     let first = demo::start_demo(store, &vault, &config).await.unwrap();
