@@ -7,7 +7,7 @@
 
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use backend::jobs::drafts;
 
@@ -15,7 +15,7 @@ use app::error::AppError;
 use app::ssr::AppState;
 use app::ssr::auth::CurrentUser;
 
-use crate::export::push_cell;
+use crate::export::{csv_response, export_failed, push_row};
 
 const HEADER: [&str; 9] = [
     "line",
@@ -47,22 +47,11 @@ pub async fn preview_csv(
         Ok((_, None)) => {
             return (StatusCode::CONFLICT, "Choose the action first.").into_response();
         }
-        Err(drafts::PlanError::Store(e)) => {
-            tracing::error!(
-                error = &e as &dyn std::error::Error,
-                "preview export failed"
-            );
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The export failed on the server.",
-            )
-                .into_response();
-        }
+        Err(drafts::PlanError::Store(e)) => return export_failed("preview export", &e),
         Err(e) => return (StatusCode::CONFLICT, e.to_string()).into_response(),
     };
     let mut out = String::with_capacity(64 * (preview.rows.len() + 1));
-    out.push_str(&HEADER.join(","));
-    out.push_str("\r\n");
+    push_row(&mut out, HEADER);
     let target = preview.target_name.clone().unwrap_or_default();
     for row in &preview.rows {
         let cells = [
@@ -79,29 +68,12 @@ pub async fn preview_csv(
                 .unwrap_or_default(),
             target.clone(),
         ];
-        for (i, cell) in cells.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            push_cell(&mut out, cell);
-        }
-        out.push_str("\r\n");
+        push_row(&mut out, cells.iter().map(String::as_str));
     }
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!(
-                    "attachment; filename=\"assignment-preview-{}.csv\"",
-                    &draft.id.to_string()[..8]
-                ),
-            ),
-            (header::CACHE_CONTROL, "no-store".to_owned()),
-        ],
-        out,
+    csv_response(
+        &format!("assignment-preview-{}.csv", &draft.id.to_string()[..8]),
+        out.into(),
     )
-        .into_response()
 }
 
 fn refusal(error: &AppError) -> Response {

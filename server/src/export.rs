@@ -57,12 +57,7 @@ pub async fn devices_csv(
     };
     let raw = raw.unwrap_or_default();
     let pairs: Vec<(String, String)> = url_pairs(&raw);
-    let org = pairs
-        .iter()
-        .find(|(k, _)| k == "org")
-        .and_then(|(_, v)| uuid::Uuid::try_parse(v.trim()).ok())
-        .map(OrgId);
-    let Some(org) = org else {
+    let Some(org) = org_param(&pairs) else {
         return (
             StatusCode::UNPROCESSABLE_ENTITY,
             "Parameter `org`: name the organization whose devices to export.",
@@ -104,13 +99,34 @@ pub async fn devices_csv(
         page: Some(first),
         header_sent: false,
     };
-    let body = Body::from_stream(futures_stream(export));
+    csv_response(
+        &format!("{org_name}-devices.csv"),
+        Body::from_stream(futures_stream(export)),
+    )
+}
+
+fn internal(error: &(dyn std::error::Error + 'static)) -> Response {
+    export_failed("device export", error)
+}
+
+/// 500 for an export that failed before its first byte; the error goes to the log only.
+pub(crate) fn export_failed(what: &str, error: &(dyn std::error::Error + 'static)) -> Response {
+    tracing::error!(error, "{what} failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "The export failed on the server.",
+    )
+        .into_response()
+}
+
+/// A CSV download named `filename`, never cached.
+pub(crate) fn csv_response(filename: &str, body: Body) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{org_name}-devices.csv\""),
+                format!("attachment; filename=\"{filename}\""),
             ),
             (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
@@ -119,16 +135,16 @@ pub async fn devices_csv(
         .into_response()
 }
 
-fn internal(error: &(dyn std::error::Error + 'static)) -> Response {
-    tracing::error!(error, "device export failed");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "The export failed on the server.",
-    )
-        .into_response()
+/// The organization named by the `org` parameter of an export URL's query.
+pub(crate) fn org_param(pairs: &[(String, String)]) -> Option<OrgId> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == "org")
+        .and_then(|(_, v)| uuid::Uuid::try_parse(v.trim()).ok())
+        .map(OrgId)
 }
 
-fn url_pairs(raw: &str) -> Vec<(String, String)> {
+pub(crate) fn url_pairs(raw: &str) -> Vec<(String, String)> {
     url::form_urlencoded::parse(raw.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
@@ -151,8 +167,7 @@ impl Export {
         let mut out = String::new();
         if !self.header_sent {
             self.header_sent = true;
-            out.push_str(&HEADER.join(","));
-            out.push_str("\r\n");
+            push_row(&mut out, HEADER);
         }
         let page = self.page.take()?;
         for device in &page.devices {
@@ -208,13 +223,7 @@ impl Export {
             d.eid.clone(),
             day(d.absent_since),
         ];
-        for (i, cell) in cells.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            push_cell(out, cell.as_deref().unwrap_or(""));
-        }
-        out.push_str("\r\n");
+        push_row(out, cells.iter().map(|c| c.as_deref().unwrap_or("")));
     }
 }
 
@@ -227,8 +236,19 @@ fn futures_stream(
     }))
 }
 
+/// One CSV record: its cells as [`push_cell`] writes them, comma-separated, CRLF-terminated.
+pub(crate) fn push_row<'a>(out: &mut String, cells: impl IntoIterator<Item = &'a str>) {
+    for (i, cell) in cells.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_cell(out, cell);
+    }
+    out.push_str("\r\n");
+}
+
 /// One CSV cell: formula-looking text defused, quoted when needed.
-pub(crate) fn push_cell(out: &mut String, value: &str) {
+fn push_cell(out: &mut String, value: &str) {
     // A plain number ("-2085650007946880", a purchase source id) is data, not a formula.
     let number = value.parse::<f64>().is_ok();
     let defused = !number

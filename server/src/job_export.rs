@@ -8,7 +8,7 @@
 use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use backend::identity::roles::Permission;
 use backend::jobs::{ItemFilter, ItemPage, JobError, JobId};
@@ -17,7 +17,7 @@ use backend::orgs::OrgId;
 use app::ssr::AppState;
 use app::ssr::auth::CurrentUser;
 
-use crate::export::push_cell;
+use crate::export::{csv_response, export_failed, org_param, push_row, url_pairs};
 
 const PAGE: u32 = 1000;
 const HEADER: &str = "serial_number,result,verified_at_apple,activity_id,reason\r\n";
@@ -31,11 +31,7 @@ pub async fn job_results_csv(
     let Some(Extension(user)) = user else {
         return (StatusCode::UNAUTHORIZED, "Please sign in to continue.").into_response();
     };
-    let org = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "org")
-        .and_then(|(_, v)| uuid::Uuid::try_parse(v.trim()).ok())
-        .map(OrgId);
-    let Some(org) = org else {
+    let Some(org) = org_param(&url_pairs(&raw.unwrap_or_default())) else {
         return (
             StatusCode::UNPROCESSABLE_ENTITY,
             "Parameter `org`: name the organization of the job.",
@@ -53,7 +49,7 @@ pub async fn job_results_csv(
         Err(JobError::NotFound) => {
             return (StatusCode::NOT_FOUND, "This job was not found.").into_response();
         }
-        Err(e) => return failed(&e),
+        Err(e) => return export_failed("job results export", &e),
     };
     let pages = futures::stream::unfold(
         (state, Some(first), true),
@@ -64,21 +60,17 @@ pub async fn job_results_csv(
                 out.push_str(HEADER);
             }
             for item in &page.items {
-                let cells = [
-                    item.serial.as_str(),
-                    item.outcome.as_str(),
-                    if item.verified { "yes" } else { "no" },
-                    item.activity_id.as_deref().unwrap_or(""),
-                    // Last: free text, the only cell that may hold a comma.
-                    item.reason.as_deref().unwrap_or(""),
-                ];
-                for (i, cell) in cells.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    push_cell(&mut out, cell);
-                }
-                out.push_str("\r\n");
+                push_row(
+                    &mut out,
+                    [
+                        item.serial.as_str(),
+                        item.outcome.as_str(),
+                        if item.verified { "yes" } else { "no" },
+                        item.activity_id.as_deref().unwrap_or(""),
+                        // Last: free text, the only cell that may hold a comma.
+                        item.reason.as_deref().unwrap_or(""),
+                    ],
+                );
             }
             let next = match page.next {
                 None => None,
@@ -103,19 +95,11 @@ pub async fn job_results_csv(
             ))
         },
     );
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"orchard-job-{job}-results.csv\""),
-            ),
-            (header::CACHE_CONTROL, "no-store".to_owned()),
-        ],
+    csv_response(
+        &format!("orchard-job-{job}-results.csv"),
         // Fused: the compression layer polls once more after the end.
         Body::from_stream(futures::StreamExt::fuse(pages)),
     )
-        .into_response()
 }
 
 async fn read(
@@ -130,13 +114,4 @@ async fn read(
         limit: PAGE,
     };
     backend::jobs::job_items(state.store.as_ref(), org, job, &filter).await
-}
-
-fn failed(error: &(dyn std::error::Error + 'static)) -> Response {
-    tracing::error!(error, "job results export failed");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "The export failed on the server.",
-    )
-        .into_response()
 }

@@ -418,7 +418,7 @@ pub(crate) mod ssr {
 
     /// A filter in words, with service ids named.
     async fn describe(state: &AppState, org: OrgId, q: &DeviceQuery) -> Result<String, AppError> {
-        let services = state.store.services(org).await?;
+        let services = state.store.service_names(org).await?;
         let mut parts = Vec::new();
         for (name, value) in q.to_params() {
             parts.push(match name {
