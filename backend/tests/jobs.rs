@@ -39,6 +39,10 @@ both_backends!(
     retry_failed_starts_a_linked_job_with_only_the_failures,
     a_chunk_above_apples_maximum_fails_with_apples_message,
     under_faults_nothing_is_lost_or_sent_twice_and_retry_after_holds,
+    the_post_budget_holds_across_a_restart,
+    a_revoked_account_ends_its_jobs_with_reasons,
+    retries_are_listed_with_the_job_they_retry,
+    unassign_and_migration_jobs_reach_apples_state,
 );
 
 // ----- harness -----
@@ -50,6 +54,7 @@ struct Setup {
     account: ApiAccountId,
     clients: Arc<Clients>,
     index: Arc<DeviceIndex>,
+    vault: Arc<Vault>,
 }
 
 /// Apple time runs this much faster in the simulator.
@@ -58,21 +63,46 @@ const TIME_SCALE: f64 = 30.0;
 async fn setup(ctx: &Ctx, sim: RunningSimulator) -> Setup {
     let (org, account, vault) = common::connect_simulator(ctx, &sim, "Jobs").await;
     // The simulator sets the pace (and its faults the 429s), not Orchard's budget.
-    let budget = apple::BudgetConfig {
-        reads: apple::Rate {
-            count: 100_000,
-            per: Duration::from_secs(1),
-        },
-        writes: apple::Rate::per_hour(100_000),
-        max_in_flight: 4,
-    };
-    let clients = Clients::with_budget_config(ctx.store.clone(), vault, budget);
+    let clients = Clients::with_budget_config(ctx.store.clone(), vault.clone(), free_budget());
     Setup {
         sim,
         org,
         account,
         clients,
         index: Arc::new(DeviceIndex::new()),
+        vault,
+    }
+}
+
+/// A budget that never holds a request back.
+fn free_budget() -> apple::BudgetConfig {
+    apple::BudgetConfig {
+        reads: apple::Rate {
+            count: 100_000,
+            per: Duration::from_secs(1),
+        },
+        writes: apple::Rate::per_hour(100_000),
+        max_in_flight: 4,
+    }
+}
+
+/// A runner of its own process: a fresh client cache and budget (`writes` POSTs allowed).
+fn process(ctx: &Ctx, s: &Setup, writes: apple::Rate) -> (Arc<JobRunner>, Arc<Clients>) {
+    let budget = apple::BudgetConfig {
+        writes,
+        ..free_budget()
+    };
+    let clients = Clients::with_budget_config(ctx.store.clone(), s.vault.clone(), budget);
+    let runner = JobRunner::new(ctx.store.clone(), clients.clone(), s.index.clone(), fast());
+    (runner, clients)
+}
+
+/// Waits (at most 30 s) until `done` holds for the job's chunks.
+async fn until_chunks(ctx: &Ctx, job: JobId, what: &str, done: impl Fn(&[jobs::Chunk]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done(&ctx.store.job_chunks(job).await.unwrap()) {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -998,5 +1028,276 @@ async fn under_faults_nothing_is_lost_or_sent_twice_and_retry_after_holds(ctx: &
     assert!(
         reconciled > 0,
         "no POST went unanswered: the faults did not reach the POSTs"
+    );
+}
+
+/// Three POSTs per 4 s: a restart (a new process with a full budget of its own) sends the
+/// fourth chunk only once the first has left the window, from the POSTs recorded in the
+/// database.
+async fn the_post_budget_holds_across_a_restart(ctx: &Ctx) {
+    let sim = simulator(200, FaultConfig::default()).await;
+    let s = setup(ctx, sim).await;
+    let (service, devices) = target_and_devices(&s.sim, 50).await;
+    let action = JobAction::Assign {
+        service_id: service.clone(),
+    };
+    let id = create(ctx, &s, action, devices.clone(), 10).await;
+    let writes = apple::Rate {
+        count: 3,
+        per: Duration::from_secs(4),
+    };
+    let (first, _) = process(ctx, &s, writes);
+    first.confirm(&user(), s.org, id).await.unwrap();
+    let work = tokio::spawn({
+        let first = first.clone();
+        async move { first.work(id).await }
+    });
+    // Three chunks are out and the fourth waits for the budget: the process dies.
+    until_chunks(ctx, id, "three chunks were sent", |chunks| {
+        chunks
+            .iter()
+            .filter(|c| matches!(c.state, ChunkState::Submitted | ChunkState::Completed))
+            .count()
+            == 3
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ctx.store.job(id).await.unwrap().status != JobStatus::Waiting {
+        assert!(Instant::now() < deadline, "the fourth chunk never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    work.abort();
+    let _ = work.await;
+
+    let (second, _) = process(ctx, &s, writes);
+    assert_eq!(
+        run_to_end(&second, id, Duration::from_secs(60)).await,
+        JobStatus::Completed
+    );
+    let mut sent: Vec<i64> = ctx
+        .store
+        .job_chunks(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.sending_at_ms.expect("every chunk was sent"))
+        .collect();
+    sent.sort_unstable();
+    assert_eq!(sent.len(), 5);
+    for four in sent.windows(4) {
+        assert!(
+            four[3] - four[0] >= 4_000,
+            "four POSTs within 4 s across the restart: {sent:?}"
+        );
+    }
+    assert_each_sent_once(&s.sim, &devices);
+    assert_assigned(&s.sim, &devices, &service).await;
+}
+
+/// Revoking the account ends the job being worked (its sent chunk keeps Apple's outcome, the
+/// others fail as not sent) and a job picked up afterwards, instead of retrying forever.
+async fn a_revoked_account_ends_its_jobs_with_reasons(ctx: &Ctx) {
+    let sim = simulator(200, FaultConfig::default()).await;
+    let s = setup(ctx, sim).await;
+    let (service, devices) = target_and_devices(&s.sim, 40).await;
+    let action = JobAction::Assign {
+        service_id: service.clone(),
+    };
+    let running = create(ctx, &s, action.clone(), devices[..30].to_vec(), 10).await;
+    let later = create(ctx, &s, action, devices[30..].to_vec(), 10).await;
+    // One POST a minute: the first chunk goes, the others wait.
+    let (runner, clients) = process(ctx, &s, apple::Rate::per_minute(1));
+    runner.confirm(&user(), s.org, running).await.unwrap();
+    runner.confirm(&user(), s.org, later).await.unwrap();
+    let work = tokio::spawn({
+        let runner = runner.clone();
+        async move { runner.work(running).await }
+    });
+    until_chunks(ctx, running, "the first chunk was verified", |chunks| {
+        chunks[0].state == ChunkState::Completed && chunks[0].verify_at_ms.is_none()
+    })
+    .await;
+    backend::accounts::revoke(ctx.store.as_ref(), &clients, &user(), s.account)
+        .await
+        .unwrap();
+
+    let status = tokio::time::timeout(Duration::from_secs(10), work)
+        .await
+        .expect("the job went on after the revocation")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, Some(JobStatus::CompletedWithFailures));
+    let items = all_items(ctx, &s, running).await;
+    for serial in &devices[..10] {
+        assert_eq!(items[serial].outcome, ItemOutcome::Succeeded, "{serial}");
+    }
+    for serial in &devices[10..30] {
+        assert_eq!(items[serial].outcome, ItemOutcome::Failed, "{serial}");
+        assert_eq!(
+            items[serial].reason.as_deref(),
+            Some(jobs::runner::REVOKED_NOT_SENT)
+        );
+    }
+    assert_eq!(s.sim.stats().activities_per_serial.len(), 10);
+
+    assert_eq!(
+        run_to_end(&runner, later, Duration::from_secs(10)).await,
+        JobStatus::Failed
+    );
+    let job = ctx.store.job(later).await.unwrap();
+    assert_eq!((job.counts.failed, job.counts.pending), (10, 0));
+    assert_eq!(
+        s.sim.stats().activities_per_serial.len(),
+        10,
+        "nothing more sent"
+    );
+}
+
+/// A job's retries, oldest first, and none for a job that was not retried.
+async fn retries_are_listed_with_the_job_they_retry(ctx: &Ctx) {
+    let sim = simulator(10, FaultConfig::default()).await;
+    let s = setup(ctx, sim).await;
+    let action = JobAction::Assign {
+        service_id: "S1".into(),
+    };
+    let first = create(ctx, &s, action.clone(), serials("R", 3), 10).await;
+    let mut retries = Vec::new();
+    for _ in 0..2 {
+        let id = jobs::create_job(
+            ctx.store.as_ref(),
+            &user(),
+            NewJob {
+                org: s.org,
+                account: s.account,
+                action: action.clone(),
+                to_send: serials("R", 1),
+                skipped: Vec::new(),
+                retry_of: Some(first),
+                chunk_size: 10,
+            },
+        )
+        .await
+        .unwrap();
+        retries.push(id);
+    }
+    assert_eq!(ctx.store.job_retries(first).await.unwrap(), retries);
+    assert_eq!(ctx.store.job_retries(retries[0]).await.unwrap(), []);
+    assert_eq!(
+        ctx.store.job(retries[1]).await.unwrap().retry_of,
+        Some(first)
+    );
+}
+
+/// The other actions against the simulator, one after the other on the same 30 devices:
+/// unassign (verified off the service, mirror updated), assign with a migration deadline
+/// (Apple refuses the devices that cannot migrate, with its reason), then cancel the
+/// migrations that started.
+async fn unassign_and_migration_jobs_reach_apples_state(ctx: &Ctx) {
+    let sim = simulator(2_000, FaultConfig::default()).await;
+    let s = setup(ctx, sim).await;
+    SyncEngine::new(ctx.store.clone(), s.clients.clone(), s.index.clone())
+        .sync_account(s.org, s.account, SyncCause::Manual)
+        .await
+        .unwrap();
+    let before = truth(&s.sim).await;
+    let service = before.services.last().unwrap().clone();
+    let devices: Vec<String> = before
+        .device_service
+        .iter()
+        .filter(|(_, on)| on.as_deref() == Some(service.as_str()))
+        .map(|(serial, _)| serial.clone())
+        .take(30)
+        .collect();
+    assert_eq!(devices.len(), 30, "the fullest service has 30 devices");
+    let runner = runner(ctx, &s, fast());
+    let run = |action: JobAction, serials: Vec<String>| {
+        let runner = runner.clone();
+        let s = &s;
+        async move {
+            let id = create(ctx, s, action, serials, 10).await;
+            runner.confirm(&user(), s.org, id).await.unwrap();
+            let status = run_to_end(&runner, id, Duration::from_secs(60)).await;
+            (id, status)
+        }
+    };
+
+    let (id, status) = run(
+        JobAction::Unassign {
+            service_id: service.clone(),
+        },
+        devices.clone(),
+    )
+    .await;
+    assert_eq!(status, JobStatus::Completed);
+    let after = truth(&s.sim).await;
+    assert!(devices.iter().all(|d| after.device_service[d].is_none()));
+    let items = all_items(ctx, &s, id).await;
+    assert!(
+        devices.iter().all(|d| items[d].verified),
+        "unassignment verified"
+    );
+    let rows = ctx.store.devices_by_serial(s.org, &devices).await.unwrap();
+    assert!(
+        rows.iter().all(|r| r.service_id.is_none()),
+        "mirror updated"
+    );
+
+    let deadline = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    let (id, status) = run(
+        JobAction::AssignWithMigrationDeadline {
+            service_id: service.clone(),
+            deadline,
+        },
+        devices.clone(),
+    )
+    .await;
+    let capable: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| r.migration_capable == Some(true))
+        .map(|r| r.serial.clone())
+        .collect();
+    assert!(
+        !capable.is_empty() && capable.len() < 30,
+        "the sample mixes capable and incapable devices: {}",
+        capable.len()
+    );
+    assert_eq!(status, JobStatus::CompletedWithFailures);
+    let items = all_items(ctx, &s, id).await;
+    let after = truth(&s.sim).await;
+    for serial in &devices {
+        let item = &items[serial];
+        if capable.contains(serial) {
+            assert_eq!(item.outcome, ItemOutcome::Succeeded, "{serial}: {item:?}");
+            assert!(item.verified, "{serial}");
+            assert_eq!(
+                after.device_service[serial].as_deref(),
+                Some(service.as_str())
+            );
+        } else {
+            assert_eq!(item.outcome, ItemOutcome::Failed, "{serial}");
+            assert_eq!(
+                item.reason.as_deref(),
+                Some("Device is not capable of MDM migration")
+            );
+            assert!(
+                after.device_service[serial].is_none(),
+                "{serial} was not moved"
+            );
+        }
+    }
+
+    let migrating: Vec<String> = capable.into_iter().collect();
+    let (id, status) = run(JobAction::CancelMigration, migrating.clone()).await;
+    assert_eq!(status, JobStatus::Completed);
+    let items = all_items(ctx, &s, id).await;
+    assert!(
+        migrating
+            .iter()
+            .all(|d| items[d].outcome == ItemOutcome::Succeeded)
+    );
+    assert_eq!(
+        s.sim.stats().activities_per_serial.values().max(),
+        Some(&3),
+        "each device in at most three activities, one per job"
     );
 }

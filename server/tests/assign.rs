@@ -1,6 +1,7 @@
 //! The assignment wizard over HTTP: an operator's paste becomes a draft, an action and a
 //! preview (server functions and the CSV download agree with the mirror), a CSV fault sends
-//! the person back to step 1 with the text kept, and a draft is nobody else's business.
+//! the person back to step 1 with the text kept, a draft is nobody else's business, and a
+//! job's per-serial results download whole, for its organization's operators only.
 
 mod common;
 
@@ -263,4 +264,79 @@ async fn a_csv_fault_returns_to_step_one_with_the_text_and_the_line() {
         .await;
     assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(empty.text().await.unwrap().contains("\"field\":\"text\""));
+}
+
+/// Step 6's download: every serial of the job with its result, past one page of 1000, in
+/// serial order, reasons quoted; for the job's organization and its operators only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_results_download_holds_every_serial_for_operators_only() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("Assigners").await;
+    let other = app.create_org("Elsewhere").await;
+    let account = common::mirror(&app, org, &[device("NEW0000001")]).await;
+    let to_send: Vec<String> = (0..2_500).map(|i| format!("R{i:09}")).collect();
+    let job = backend::jobs::create_job(
+        app.store.as_ref(),
+        &backend::audit::Actor::system(),
+        backend::jobs::NewJob {
+            org,
+            account,
+            action: backend::jobs::JobAction::Unassign {
+                service_id: "S1".to_owned(),
+            },
+            to_send: to_send.clone(),
+            skipped: vec![(
+                "bad!".to_owned(),
+                "malformed: \"bad!\" is not a serial number, line 2".to_owned(),
+            )],
+            retry_of: None,
+            chunk_size: 1000,
+        },
+    )
+    .await
+    .unwrap();
+    let path = format!("/jobs/{job}/results.csv?org={org}");
+
+    let olivia = app
+        .user_with_role("olivia", org, Some(Role::Operator))
+        .await;
+    let response = olivia.get(&path).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let body = response.text().await.unwrap();
+    let lines: Vec<&str> = body.trim_end().split("\r\n").collect();
+    assert_eq!(
+        lines[0],
+        "serial_number,result,verified_at_apple,activity_id,reason"
+    );
+    assert_eq!(lines.len(), 1 + 2_500 + 1);
+    assert_eq!(
+        lines[1..=2_500].to_vec(),
+        to_send
+            .iter()
+            .map(|s| format!("{s},pending,no,,"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        lines[2_501],
+        "bad!,skipped,no,,\"malformed: \"\"bad!\"\" is not a serial number, line 2\""
+    );
+
+    let hank = app.user_with_role("hank", org, Some(Role::Helpdesk)).await;
+    assert_eq!(hank.get(&path).await.status(), StatusCode::FORBIDDEN);
+    // An operator elsewhere names their own organization: the job is not theirs.
+    let oscar = app
+        .user_with_role("oscar", other, Some(Role::Operator))
+        .await;
+    assert_eq!(oscar.get(&path).await.status(), StatusCode::FORBIDDEN);
+    let theirs = format!("/jobs/{job}/results.csv?org={other}");
+    assert_eq!(oscar.get(&theirs).await.status(), StatusCode::NOT_FOUND);
+    let signed_out = app.get(&path).await;
+    assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
+    assert!(location(&signed_out).starts_with("/login?next="));
 }

@@ -60,9 +60,14 @@
 //! * Migration-deadline updates and cancellations have no service to read; devices of such a
 //!   chunk whose outcome is unknown fail with a reason asking to check them ("may or may not
 //!   have been applied") rather than being sent blindly again.
-//! * The POST budget lives in the process: a restart starts with a full budget (Apple's
-//!   counter does not), so a crash loop can exceed ten POSTs an hour; Apple then answers 429
-//!   and the chunk waits as above.
+//!
+//! # A revoked account
+//!
+//! The runner takes the account's client afresh at every step (cached; rebuilt after a key
+//! rotation). Once the account is revoked the job ends instead of waiting for it: devices
+//! not sent fail as not sent, devices of a chunk in flight fail as "outcome unknown" (Apple
+//! may have acted; people check before retrying), and devices Apple already reported keep
+//! their outcome without the assignment check.
 //!
 //! # Priorities and budget
 //!
@@ -71,6 +76,12 @@
 //! account's write budget has a slot, one POST at a time per account in this process; until
 //! then the job is `waiting` (with the time of the next slot) while its submitted chunks are
 //! still polled and checked, and a crash while waiting leaves nothing `sending`.
+//!
+//! Each POST is also recorded in the database (`api_writes`) just before it leaves, and a
+//! chunk is sent only when the POSTs recorded in the budget's window leave room, so the
+//! budget holds across restarts and crash loops and is shared with other instances (two
+//! instances deciding in the same instant can still both send; Apple's 429 then holds the
+//! chunk as above).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -100,6 +111,13 @@ const MAX_RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(3600);
 /// Reason of a device found done by reconciliation.
 pub const RECONCILED: &str =
     "found in the intended state after a request whose answer was lost (activity unknown)";
+/// Reason of a device not sent because the job's API account was revoked.
+pub const REVOKED_NOT_SENT: &str = "not sent: the organization's API account was revoked";
+/// Reason of a device whose request was in flight when the account was revoked.
+pub const REVOKED_IN_FLIGHT: &str = "outcome unknown: the API account was revoked before Apple's \
+    answer was read; check this device's assignment before retrying";
+/// Note of a chunk whose assignment check was left undone by a revocation.
+const REVOKED_UNVERIFIED: &str = "not verified: the API account was revoked";
 /// Reason of a device Apple left out of its activity log.
 pub const SKIPPED_BY_APPLE: &str = "Apple skipped this device: it is missing from the activity log";
 
@@ -281,7 +299,13 @@ impl JobRunner {
 
     async fn drive(self: &Arc<Self>, id: JobId, lease: &Lease) -> Result<JobStatus, RunError> {
         let job = self.store.job(id).await?;
-        let client = self.clients.for_account(job.account).await?;
+        let client = match self.clients.for_account(job.account).await {
+            Ok(client) => client,
+            Err(AccountError::Revoked) if !job.status.is_finished() => {
+                return self.end_revoked(lease, &job).await;
+            }
+            Err(err) => return Err(err.into()),
+        };
         let mut run = Run {
             runner: self,
             client,
@@ -289,6 +313,51 @@ impl JobRunner {
             job,
         };
         run.drive().await
+    }
+
+    /// Ends a job whose API account was revoked: nothing can be sent or read for it any
+    /// more. Devices not yet sent fail as not sent; devices of a chunk in flight fail as
+    /// unknown (Apple may have acted), so retrying and checking them stays with people;
+    /// devices Apple already reported keep their outcome, unverified.
+    async fn end_revoked(&self, lease: &Lease, job: &Job) -> Result<JobStatus, RunError> {
+        tracing::warn!(
+            job = job.id.0,
+            "the job's API account is revoked; ending the job"
+        );
+        for chunk in self.store.job_chunks(job.id).await? {
+            let mut next = chunk.clone();
+            let reason = match chunk.state {
+                ChunkState::Planned => REVOKED_NOT_SENT,
+                ChunkState::Sending | ChunkState::Submitted => REVOKED_IN_FLIGHT,
+                ChunkState::Completed if chunk.verify_at_ms.is_some() => {
+                    next.verify_at_ms = None;
+                    next.note = Some(REVOKED_UNVERIFIED.to_owned());
+                    if lease.lost() {
+                        return Err(RunError::LeaseLost);
+                    }
+                    self.store
+                        .update_chunk(&next, chunk.state, &[], now_secs())
+                        .await?;
+                    continue;
+                }
+                _ => continue,
+            };
+            let mut items = self.store.chunk_items(job.id, chunk.index).await?;
+            items.retain(|i| i.outcome == ItemOutcome::Pending);
+            next.state = ChunkState::Failed;
+            next.finished_at = Some(now_secs());
+            next.next_at_ms = None;
+            next.not_before_ms = None;
+            next.note = Some(reason.to_owned());
+            if lease.lost() {
+                return Err(RunError::LeaseLost);
+            }
+            let updates = failed_items(&items, reason, chunk.activity_id.as_deref());
+            self.store
+                .update_chunk(&next, chunk.state, &updates, now_secs())
+                .await?;
+        }
+        finish(self.store.as_ref(), job.id).await
     }
 
     fn post_lock(&self, account: ApiAccountId) -> Arc<tokio::sync::Mutex<()>> {
@@ -373,6 +442,14 @@ impl Run<'_> {
             self.job = self.store().job(self.job.id).await?;
             if self.job.status.is_finished() {
                 return Ok(self.job.status);
+            }
+            // The cached client, or a new one after a key rotation; a revocation ends the job.
+            match self.runner.clients.for_account(self.job.account).await {
+                Ok(client) => self.client = client,
+                Err(AccountError::Revoked) => {
+                    return self.runner.end_revoked(self.lease, &self.job).await;
+                }
+                Err(err) => return Err(err.into()),
             }
             let cancelling = self.job.status == JobStatus::Cancelling;
             if cancelling {
@@ -492,14 +569,32 @@ impl Run<'_> {
         Ok(items)
     }
 
+    /// When the account may POST next (Unix ms), or `None` for now: the later of this
+    /// process's budget and the POSTs recorded in the database in the budget's window, which
+    /// also counts those sent before a restart or by another instance.
+    async fn next_write_slot(&self) -> Result<Option<i64>, RunError> {
+        let now = now_ms();
+        let budget = self.client.budget();
+        let in_process = budget.status().next_write_in.map(|wait| now + ms(wait));
+        let rate = budget.config().writes;
+        let window = ms(rate.per);
+        let sent = self
+            .store()
+            .recent_writes(self.job.account, now - window)
+            .await?;
+        let allowed = rate.count.max(1) as usize;
+        // The window is full until its oldest POST that still counts leaves it.
+        let recorded = (sent.len() >= allowed).then(|| sent[sent.len() - allowed] + window + 1);
+        Ok(in_process.max(recorded))
+    }
+
     /// Sends a planned chunk's pending devices (see the module note for each answer).
     /// Returns when the next POST slot comes instead when the account's write budget has
     /// none now (the job is `waiting` until then); nothing is marked `sending` before.
     async fn send(&mut self, chunk: &Chunk) -> Result<Option<i64>, RunError> {
         let lock = self.runner.post_lock(self.job.account);
         let _one_post = lock.lock().await;
-        if let Some(wait) = self.client.budget().status().next_write_in {
-            let at = now_ms() + ms(wait);
+        if let Some(at) = self.next_write_slot().await? {
             self.set_status(JobStatus::Waiting, Some(at)).await?;
             return Ok(Some(at));
         }
@@ -523,6 +618,10 @@ impl Run<'_> {
         if !self.update(&sending, ChunkState::Planned, &[]).await? {
             return Ok(None);
         }
+        let window = ms(self.client.budget().config().writes.per);
+        self.store()
+            .record_write(self.job.account, now, now - window)
+            .await?;
         tracing::info!(
             job = self.job.id.0,
             chunk = chunk.index,
@@ -917,34 +1016,39 @@ impl Run<'_> {
 
     /// Gives the job its final status and records it.
     async fn finish(&mut self) -> Result<JobStatus, RunError> {
-        let job = self.store().job(self.job.id).await?;
-        let counts = job.counts;
-        let status = if job.status == JobStatus::Cancelling {
-            JobStatus::Cancelled
-        } else if counts.failed == 0 {
-            JobStatus::Completed
-        } else if counts.succeeded == 0 {
-            JobStatus::Failed
-        } else {
-            JobStatus::CompletedWithFailures
-        };
-        if self.store().finish_job(job.id, status, now_secs()).await? {
-            audit::append(
-                self.store(),
-                &Actor::system(),
-                AuditAction::JobFinished,
-                &format!("job:{}", job.id),
-                serde_json::json!({
-                    "status": status.as_str(),
-                    "succeeded": counts.succeeded,
-                    "failed": counts.failed,
-                    "skipped": counts.skipped,
-                }),
-            )
-            .await?;
-        }
-        Ok(self.store().job(job.id).await?.status)
+        finish(self.store(), self.job.id).await
     }
+}
+
+/// Gives a job with nothing left open its final status (from its counts) and audits it.
+async fn finish(store: &dyn Store, id: JobId) -> Result<JobStatus, RunError> {
+    let job = store.job(id).await?;
+    let counts = job.counts;
+    let status = if job.status == JobStatus::Cancelling {
+        JobStatus::Cancelled
+    } else if counts.failed == 0 {
+        JobStatus::Completed
+    } else if counts.succeeded == 0 {
+        JobStatus::Failed
+    } else {
+        JobStatus::CompletedWithFailures
+    };
+    if store.finish_job(job.id, status, now_secs()).await? {
+        audit::append(
+            store,
+            &Actor::system(),
+            AuditAction::JobFinished,
+            &format!("job:{}", job.id),
+            serde_json::json!({
+                "status": status.as_str(),
+                "succeeded": counts.succeeded,
+                "failed": counts.failed,
+                "skipped": counts.skipped,
+            }),
+        )
+        .await?;
+    }
+    Ok(store.job(job.id).await?.status)
 }
 
 /// An item's update that keeps what it has.

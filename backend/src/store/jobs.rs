@@ -107,6 +107,18 @@ pub trait JobStore: Send + Sync {
         now: i64,
     ) -> Result<bool>;
 
+    /// Notes a POST of `account` about to leave at `at_ms`, and forgets those sent before
+    /// `forget_before_ms` (older than the write budget's window).
+    async fn record_write(
+        &self,
+        account: ApiAccountId,
+        at_ms: i64,
+        forget_before_ms: i64,
+    ) -> Result<()>;
+
+    /// When `account`'s POSTs since `since_ms` were sent, oldest first.
+    async fn recent_writes(&self, account: ApiAccountId, since_ms: i64) -> Result<Vec<i64>>;
+
     /// Records in the mirror an assignment verified through Apple's linkage: the devices'
     /// service (`None`: unassigned) and status.
     async fn set_mirror_assignment(

@@ -11,6 +11,7 @@ use super::jobs::{
     OPEN_STATUSES, bind_chunk, convert, update_chunk_sql,
 };
 use super::{PostgresStore, Result, StoreError};
+use crate::accounts::ApiAccountId;
 use crate::jobs::{Chunk, ChunkState, ItemOutcome, Job, JobId, JobItem, JobStatus};
 use crate::orgs::OrgId;
 
@@ -390,5 +391,39 @@ impl JobStore for PostgresStore {
         .await
         .map_err(db)?;
         Ok(())
+    }
+
+    async fn record_write(
+        &self,
+        account: ApiAccountId,
+        at_ms: i64,
+        forget_before_ms: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("DELETE FROM api_writes WHERE account_id = $1 AND sent_at_ms < $2")
+            .bind(account.0)
+            .bind(forget_before_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("INSERT INTO api_writes (account_id, sent_at_ms) VALUES ($1, $2)")
+            .bind(account.0)
+            .bind(at_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn recent_writes(&self, account: ApiAccountId, since_ms: i64) -> Result<Vec<i64>> {
+        sqlx::query_scalar(
+            "SELECT sent_at_ms FROM api_writes WHERE account_id = $1 AND sent_at_ms >= $2 \
+             ORDER BY sent_at_ms",
+        )
+        .bind(account.0)
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
     }
 }

@@ -11,6 +11,7 @@ use super::jobs::{
     NewJobRecord, OPEN_STATUSES, bind_chunk, convert, update_chunk_sql,
 };
 use super::{Result, SqliteStore, StoreError};
+use crate::accounts::ApiAccountId;
 use crate::jobs::{Chunk, ChunkState, ItemOutcome, Job, JobId, JobItem, JobStatus};
 use crate::orgs::OrgId;
 
@@ -391,5 +392,39 @@ impl JobStore for SqliteStore {
             update.build().execute(&mut *tx).await.map_err(db)?;
         }
         tx.commit().await.map_err(db)
+    }
+
+    async fn record_write(
+        &self,
+        account: ApiAccountId,
+        at_ms: i64,
+        forget_before_ms: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("DELETE FROM api_writes WHERE account_id = ? AND sent_at_ms < ?")
+            .bind(account.0.to_string())
+            .bind(forget_before_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("INSERT INTO api_writes (account_id, sent_at_ms) VALUES (?, ?)")
+            .bind(account.0.to_string())
+            .bind(at_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn recent_writes(&self, account: ApiAccountId, since_ms: i64) -> Result<Vec<i64>> {
+        sqlx::query_scalar(
+            "SELECT sent_at_ms FROM api_writes WHERE account_id = ? AND sent_at_ms >= ? \
+             ORDER BY sent_at_ms",
+        )
+        .bind(account.0.to_string())
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
     }
 }
