@@ -10,67 +10,11 @@
 // 10 through the download of the results. Each project takes its own 100 devices, so the two
 // runs can assign at the same time without changing each other's expectations.
 import { readFileSync } from "node:fs";
-import type { Page } from "@playwright/test";
 import { test, expect } from "../fixtures/orchard";
-import type { Shell } from "../fixtures/shell";
-import { signInAtProvider } from "../fixtures/auth";
-
-type Row = { serial: string; status: string; service: string };
-
-/** Splits one CSV line into cells (quoted cells with "" for a quote; no line breaks inside). */
-function cellsOf(line: string): string[] {
-  const cells: string[] = [];
-  let cell = "";
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (quoted && c === '"' && line[i + 1] === '"') {
-      cell += '"';
-      i++;
-    } else if (c === '"') {
-      quoted = !quoted;
-    } else if (c === "," && !quoted) {
-      cells.push(cell);
-      cell = "";
-    } else {
-      cell += c;
-    }
-  }
-  cells.push(cell);
-  return cells;
-}
-
-/** The serial, status and service of each device in Orchard's device export. */
-function exportRows(csv: string): Row[] {
-  const lines = csv.trimEnd().split("\r\n");
-  const header = cellsOf(lines[0]);
-  const at = (name: string) => header.indexOf(name);
-  return lines.slice(1).map((line) => {
-    const cells = cellsOf(line);
-    return {
-      serial: cells[at("serial_number")],
-      status: cells[at("status")],
-      service: cells[at("service_id")],
-    };
-  });
-}
+import { cellsOf, demoDevices, signInAfterSync } from "../fixtures/demo";
 
 // Each test may wait up to a minute for the demo organization's first sync.
 test.describe.configure({ timeout: 120_000 });
-
-/** Signs in at the test provider as `login` and waits until the demo organization has synced. */
-async function signInAfterSync(page: Page, shell: Shell, login: string) {
-  await shell.goto("/login?next=/devices");
-  await page.getByRole("link", { name: "Sign in with Test SSO" }).click();
-  await signInAtProvider(page, login);
-  await expect(page).toHaveURL(/\/devices$/);
-  await shell.ready();
-  // The demo organization's first sync starts with the server; wait for it.
-  await expect(async () => {
-    await shell.goto("/devices");
-    await expect(page.getByTestId("freshness")).toContainText("Synced", { timeout: 1_000 });
-  }).toPass({ timeout: 60_000 });
-}
 
 test("an operator pastes serials with junk, previews, confirms, watches the job and downloads the result", async ({
   page,
@@ -85,10 +29,8 @@ test("an operator pastes serials with junk, previews, confirms, watches the job 
   await shell.goto("/assign");
   await expect(shell.heading).toHaveText("Assign devices");
   const org = (await page.locator("#devices-form input[name=org]").getAttribute("value"))!;
-  const exported = await page.request.get(`/devices/export.csv?org=${org}`);
-  expect(exported.status()).toBe(200);
   const offset = test.info().project.name === "hydrated" ? 100 : 0;
-  const devices = exportRows(await exported.text()).slice(offset, offset + 100);
+  const devices = (await demoDevices(page, org)).slice(offset, offset + 100);
   expect(devices).toHaveLength(100);
   const target = devices.find((d) => d.service !== "")?.service;
   expect(target, "some demo device is on a service").toBeTruthy();

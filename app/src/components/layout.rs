@@ -16,7 +16,7 @@ pub struct NavItem {
 }
 
 /// The main navigation, in the order people reach for it.
-pub const NAV: [NavItem; 8] = [
+pub const NAV: [NavItem; 9] = [
     NavItem {
         href: "/devices",
         label: "Devices",
@@ -24,6 +24,10 @@ pub const NAV: [NavItem; 8] = [
     NavItem {
         href: "/assign",
         label: "Assign devices",
+    },
+    NavItem {
+        href: "/jobs",
+        label: "Jobs",
     },
     NavItem {
         href: "/blueprints",
@@ -115,8 +119,8 @@ pub fn Layout(children: Children) -> impl IntoView {
     }
 }
 
-/// The main navigation; Assign devices only for admins and operators, Settings only for
-/// those who administer something.
+/// The main navigation; Assign devices and Jobs only for admins and operators, Settings
+/// only for those who administer something.
 #[component]
 fn Sidebar(me: Me) -> impl IntoView {
     let settings = me.sees_settings();
@@ -127,7 +131,7 @@ fn Sidebar(me: Me) -> impl IntoView {
                 {NAV
                     .iter()
                     .filter(|item| settings || item.href != "/settings")
-                    .filter(|item| assign || item.href != "/assign")
+                    .filter(|item| assign || !matches!(item.href, "/assign" | "/jobs"))
                     .map(|item| {
                         view! {
                             <li>

@@ -1,0 +1,124 @@
+// A job Apple partly refuses, in both projects (JavaScript off and hydrated): a device leaves
+// the organization at Apple after Orchard's last sync, so the mirror still lists it and the
+// wizard sends it. Apple's activity log reports it failed with Apple's reason while the other
+// device succeeds; the operator retries the failure from the job's page (a new job, linked
+// to the first), and the Jobs page lists both with who started them and how they ended.
+import type { Locator, Page } from "@playwright/test";
+import { test, expect } from "../fixtures/orchard";
+import { ADMIN, signIn, signOut } from "../fixtures/auth";
+import { demoDevices, signInAfterSync } from "../fixtures/demo";
+
+test.describe.configure({ timeout: 150_000 });
+
+/** The demo account's API base URL: the built-in simulator, as Settings shows it. */
+async function demoAppleUrl(page: Page, shell: import("../fixtures/shell").Shell, javaScriptEnabled: boolean) {
+  await signIn(page, ADMIN.username, ADMIN.password, { javaScriptEnabled });
+  await shell.navLink("Settings").click();
+  await shell.ready();
+  await shell.main.getByRole("link", { name: "Demo organization" }).click();
+  await shell.ready();
+  const card = page.getByRole("article", { name: "Demo (simulator)", exact: true });
+  const url = (await card
+    .locator("div", { has: page.getByText("API base URL", { exact: true }) })
+    .locator("dd")
+    .textContent())!.trim();
+  expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  await signOut(page);
+  return url;
+}
+
+/** Waits until the job page shows `status`, reloading without JavaScript as a person would. */
+async function untilStatus(page: Page, javaScriptEnabled: boolean, status: string) {
+  const line = page.getByTestId("job-status");
+  if (javaScriptEnabled) {
+    await expect(line).toHaveAttribute("data-status", status, { timeout: 60_000 });
+    return;
+  }
+  await expect(async () => {
+    await page.reload();
+    await expect(line).toHaveAttribute("data-status", status, { timeout: 1_000 });
+  }).toPass({ timeout: 60_000 });
+}
+
+/** The result row of `serial` on a job page. */
+function result(page: Page, serial: string): Locator {
+  return page.locator("tbody tr[data-outcome]", { hasText: serial });
+}
+
+test("a device Apple no longer has fails with Apple's reason, is retried, and both jobs are listed", async ({
+  page,
+  shell,
+  javaScriptEnabled,
+  expectAccessible,
+}) => {
+  const js = javaScriptEnabled !== false;
+  const apple = await demoAppleUrl(page, shell, js);
+
+  await signInAfterSync(page, shell, "olivia");
+  await shell.navLink("Assign devices").click();
+  await shell.ready();
+  const org = (await page.locator("#devices-form input[name=org]").getAttribute("value"))!;
+  // Two unassigned devices of this project's own (the assign spec takes the first 200).
+  const devices = await demoDevices(page, org);
+  const unassigned = devices.slice(js ? 350 : 250, js ? 450 : 350).filter((d) => d.service === "" && d.status !== "ASSIGNED");
+  const [gone, kept] = unassigned;
+  expect(kept, "the demo organization has unassigned devices").toBeTruthy();
+  const target = devices.find((d) => d.service !== "")!.service;
+  // The organization lets `gone` go at Apple; Orchard's mirror does not know yet.
+  const released = await page.request.post(`${apple}/_sim/mutate`, {
+    data: { op: "releaseDevices", serials: [gone.serial] },
+  });
+  expect(released.status()).toBe(200);
+
+  await page.getByLabel("Serial numbers or a CSV file", { exact: true }).fill(`${gone.serial}\n${kept.serial}`);
+  await page.getByRole("button", { name: "Continue", exact: true }).click();
+  await shell.ready();
+  await page.getByLabel("Device management service", { exact: true }).selectOption(target);
+  await page.getByRole("button", { name: "Preview", exact: true }).click();
+  await shell.ready();
+  await expect(page.getByTestId("count-assign")).toHaveText("2");
+  await page.getByRole("link", { name: "Continue to confirm" }).click();
+  await shell.ready();
+  await expect(page.getByTestId("confirm-summary")).toContainText("2 devices will change");
+  // Below the threshold: no number to type.
+  await expect(page.getByLabel(/^Type \d+ to confirm$/)).toHaveCount(0);
+  await page.getByRole("button", { name: "Start the job" }).click();
+
+  await expect(page).toHaveURL(/\/jobs\/\d+\?org=/);
+  await shell.ready();
+  const first = page.url().match(/\/jobs\/(\d+)/)![1];
+  await untilStatus(page, js, "completed_with_failures");
+  await expect(page.getByTestId("count-succeeded")).toHaveText("1");
+  await expect(page.getByTestId("count-failed")).toHaveText("1");
+  await expect(result(page, gone.serial)).toContainText("Failed");
+  await expect(result(page, gone.serial)).toContainText("Device not found in organization");
+  await expect(result(page, kept.serial)).toContainText("Succeeded");
+  await expectAccessible();
+
+  // Retry the failure: a new job with that device only, linked both ways.
+  await page.getByRole("button", { name: "Retry the 1 failed" }).click();
+  await expect(page).not.toHaveURL(new RegExp(`/jobs/${first}\\?`));
+  await expect(page).toHaveURL(/\/jobs\/\d+\?org=/);
+  await shell.ready();
+  const retry = page.url().match(/\/jobs\/(\d+)/)![1];
+  await expect(shell.main.getByRole("link", { name: `job #${first}` })).toBeVisible();
+  // Apple still does not have the device: the retry fails the same way.
+  await untilStatus(page, js, "failed");
+  await expect(result(page, gone.serial)).toContainText("Device not found in organization");
+  await expect(result(page, kept.serial)).toHaveCount(0);
+  await shell.main.getByRole("link", { name: `job #${first}` }).click();
+  await shell.ready();
+  await expect(shell.main.getByRole("link", { name: `job #${retry}` })).toBeVisible();
+
+  // The Jobs page: both, newest first, with who started them and how they ended.
+  await shell.navLink("Jobs").click();
+  await shell.ready();
+  await expect(shell.heading).toHaveText("Jobs");
+  const row = (id: string) => page.locator(`tbody tr[data-job="${id}"]`);
+  await expect(row(first)).toContainText("Olivia Operator");
+  await expect(row(first)).toContainText("Completed with failures");
+  await expect(row(retry)).toContainText("Failed");
+  await expectAccessible();
+  await row(retry).getByRole("link", { name: `#${retry}` }).click();
+  await expect(page).toHaveURL(new RegExp(`/jobs/${retry}\\?org=`));
+});
