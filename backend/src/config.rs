@@ -406,6 +406,10 @@ pub struct MirrorConfig {
     /// Whether the scheduler runs at all; `false` leaves only "Sync now". Default `true`.
     /// Env: `ORCHARD_MIRROR__SCHEDULE`.
     pub schedule: bool,
+    /// How long a device's AppleCare coverage and Activation Lock, fetched from Apple when
+    /// someone opens the device, are shown without asking Apple again. Default 86400 (a day).
+    /// Env: `ORCHARD_MIRROR__COVERAGE_MAX_AGE_SECS`.
+    pub coverage_max_age_secs: u64,
 }
 
 impl Default for MirrorConfig {
@@ -414,6 +418,7 @@ impl Default for MirrorConfig {
             sync_interval_secs: 60 * 60,
             retry_secs: 5 * 60,
             schedule: true,
+            coverage_max_age_secs: 24 * 60 * 60,
         }
     }
 }

@@ -295,6 +295,18 @@ fn server_functions() -> Vec<Row> {
             expect: VIEW_DEVICES,
         },
         Row {
+            path: GetDeviceCoverage::PATH,
+            get: true,
+            args: |f| vec![("org", f.org.clone()), ("serial", "NOSUCHSERIAL".into())],
+            expect: VIEW_DEVICES,
+        },
+        Row {
+            path: RefreshDeviceCoverage::PATH,
+            get: false,
+            args: |f| vec![("org", f.org.clone()), ("serial", "NOSUCHSERIAL".into())],
+            expect: REFRESH_FROM_APPLE,
+        },
+        Row {
             path: ListServices::PATH,
             get: true,
             args: |f| vec![("org", f.org.clone())],

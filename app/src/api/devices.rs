@@ -1,7 +1,9 @@
 //! The device pages' server functions: the device list (search), a device's record, the
 //! device management services, and the sync status and "Sync now" of Settings.
 //!
-//! They read the mirror, never Apple: a page costs no request of the account's budget.
+//! They read the mirror, never Apple (a page costs no request of the account's budget),
+//! except a device's AppleCare coverage and Activation Lock: Apple serves those one device
+//! per call, so they are fetched when the device is opened, then cached.
 //! `org` is the organization's id; when a page has none in its URL, the viewer's first
 //! organization (by name) whose role allows the page is used.
 
@@ -10,7 +12,7 @@ use leptos::server_fn::codec::GetUrl;
 
 use crate::error::AppError;
 use crate::model::devices::{
-    AccountSync, DeviceDetail, DeviceFilterChoices, DeviceList, ServiceList,
+    AccountSync, DeviceCoverage, DeviceDetail, DeviceFilterChoices, DeviceList, ServiceList,
 };
 
 /// One page of the device list. `query` is the page's URL query string (`q`, `family`,
@@ -126,6 +128,41 @@ pub async fn get_device(
     })
 }
 
+/// A device's AppleCare coverage and Activation Lock. With `ask_apple` unset: what Orchard
+/// has cached, however old (the device page renders from this without waiting for Apple).
+/// With it: asked of Apple now when nothing is cached or it is older than `[mirror]
+/// coverage_max_age_secs`. Apple's problems (device unknown there, limits, no answer) come
+/// back in `problem`, for the page to show next to the rest of the record.
+#[server(input = GetUrl, prefix = "/api")]
+pub async fn get_device_coverage(
+    #[server(default)] org: Option<String>,
+    serial: String,
+    #[server(default)] ask_apple: bool,
+) -> Result<DeviceCoverage, AppError> {
+    use backend::identity::roles::Permission;
+
+    let (user, org) = ssr::organization(org.as_deref(), Permission::ViewDevices).await?;
+    let ask = if ask_apple {
+        ssr::Ask::IfStale
+    } else {
+        ssr::Ask::Never
+    };
+    ssr::coverage(&user, org.id, serial.trim(), ask).await
+}
+
+/// "Refresh from Apple": asks Apple again for a device's AppleCare coverage and Activation
+/// Lock, whatever the age of what Orchard has.
+#[server(prefix = "/api")]
+pub async fn refresh_device_coverage(
+    org: String,
+    serial: String,
+) -> Result<DeviceCoverage, AppError> {
+    use backend::identity::roles::Permission;
+
+    let (user, org) = ssr::organization(Some(&org), Permission::RefreshFromApple).await?;
+    ssr::coverage(&user, org.id, serial.trim(), ssr::Ask::Always).await
+}
+
 /// The organization's device management services with their device counts.
 #[server(input = GetUrl, prefix = "/api")]
 pub async fn list_services(
@@ -201,7 +238,9 @@ pub(crate) mod ssr {
     use backend::orgs::{OrgId, Organization};
 
     use crate::error::{AppError, FieldError};
-    use crate::model::devices::{AccountSync, Freshness, OrgRef};
+    use crate::model::devices::{
+        AccountSync, CoverageFacts, CoverageItem, DeviceCoverage, Freshness, LockState, OrgRef,
+    };
     use crate::ssr::AppState;
     use crate::ssr::auth::{CurrentUser, parse_org, refuse, require_permission, require_user};
 
@@ -260,6 +299,102 @@ pub(crate) mod ssr {
                 }],
             }
         })
+    }
+
+    /// When [`coverage`] asks Apple.
+    pub enum Ask {
+        Never,
+        /// When nothing is cached or the cache is older than the configured age.
+        IfStale,
+        Always,
+    }
+
+    /// [`super::get_device_coverage`] and [`super::refresh_device_coverage`].
+    pub async fn coverage(
+        user: &CurrentUser,
+        org: OrgId,
+        serial: &str,
+        ask: Ask,
+    ) -> Result<DeviceCoverage, AppError> {
+        use backend::mirror::coverage::{self, CoverageError};
+
+        let state = crate::ssr::state()?;
+        let store = state.store.as_ref();
+        let now = now();
+        if store.device(org, serial).await?.is_none() {
+            return Err(AppError::NotFound {
+                what: format!("A device with serial number {serial}"),
+            });
+        }
+        let max_age = i64::try_from(state.config.mirror.coverage_max_age_secs).unwrap_or(i64::MAX);
+        let cached = coverage::cached(store, org, serial).await?;
+        let stale = cached
+            .as_ref()
+            .is_none_or(|c| now - c.fetched_at >= max_age);
+        let asking = match ask {
+            Ask::Never => false,
+            Ask::IfStale => stale,
+            Ask::Always => true,
+        };
+        let (facts, problem) = if asking {
+            match coverage::fetch(store, &state.clients, org, serial, now).await {
+                Ok(fresh) => (Some(fresh), None),
+                Err(CoverageError::NotMirrored) => {
+                    return Err(AppError::NotFound {
+                        what: format!("A device with serial number {serial}"),
+                    });
+                }
+                Err(CoverageError::Store(e)) => return Err(e.into()),
+                Err(CoverageError::Account(e)) => {
+                    tracing::warn!(error = %e, "device coverage: the API account cannot be used");
+                    let problem = "The organization's API account cannot be used right now; \
+                                   an administrator can check it in Settings.";
+                    (cached, Some(problem.to_owned()))
+                }
+                Err(other) => (cached, Some(format!("Apple could not be asked: {other}."))),
+            }
+        } else {
+            (cached, None)
+        };
+        let stale = facts.as_ref().is_none_or(|c| now - c.fetched_at >= max_age);
+        Ok(DeviceCoverage {
+            facts: facts.map(coverage_facts),
+            problem,
+            stale,
+            may_refresh: user.may(org, Permission::RefreshFromApple),
+            now,
+        })
+    }
+
+    fn coverage_facts(facts: backend::mirror::coverage::CoverageAndLock) -> CoverageFacts {
+        use backend::mirror::coverage::ActivationLock;
+
+        CoverageFacts {
+            coverage: facts
+                .coverage
+                .into_iter()
+                .map(|c| CoverageItem {
+                    description: c.description.unwrap_or_else(|| "Coverage".to_owned()),
+                    status: c.status,
+                    payment_type: c.payment_type,
+                    agreement_number: c.agreement_number,
+                    starts_at: c.starts_at,
+                    ends_at: c.ends_at,
+                    canceled: c.canceled.unwrap_or(false),
+                })
+                .collect(),
+            lock: match facts.activation_lock {
+                ActivationLock::Known {
+                    locked: true,
+                    lock_type,
+                } => LockState::Locked {
+                    lock_type: lock_type.filter(|t| t != "NONE"),
+                },
+                ActivationLock::Known { locked: false, .. } => LockState::NotLocked,
+                ActivationLock::Unavailable { reason } => LockState::Unavailable { reason },
+            },
+            fetched_at: facts.fetched_at,
+        }
     }
 
     /// The organization's API accounts (views: no key material).

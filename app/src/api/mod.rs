@@ -26,8 +26,9 @@ pub use auth::{
     get_sign_in_options, sign_in, sign_out,
 };
 pub use devices::{
-    GetDevice, GetDeviceFilters, GetSyncStatus, ListDevices, ListServices, SyncNow, get_device,
-    get_device_filters, get_sync_status, list_devices, list_services, sync_now,
+    GetDevice, GetDeviceCoverage, GetDeviceFilters, GetSyncStatus, ListDevices, ListServices,
+    RefreshDeviceCoverage, SyncNow, get_device, get_device_coverage, get_device_filters,
+    get_sync_status, list_devices, list_services, refresh_device_coverage, sync_now,
 };
 pub use jobs::{
     CancelJob, GetConfirmation, GetJob, GetJobResults, ListJobs, RetryFailed, StartJob, cancel_job,

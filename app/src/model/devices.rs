@@ -92,6 +92,68 @@ pub struct DeviceDetail {
     pub freshness: Freshness,
 }
 
+/// A device's AppleCare coverage and Activation Lock, fetched from Apple on demand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCoverage {
+    /// What Apple said, when it could be asked.
+    pub facts: Option<CoverageFacts>,
+    /// Why Apple could not be asked or did not answer, in plain words (`facts` then holds
+    /// what Orchard had, if anything).
+    pub problem: Option<String>,
+    /// Nothing cached, or older than the configured age: the page asks Apple.
+    pub stale: bool,
+    /// Whether this person may ask Apple again now.
+    pub may_refresh: bool,
+    pub now: i64,
+}
+
+/// Coverage items and lock, as of `fetched_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoverageFacts {
+    pub coverage: Vec<CoverageItem>,
+    pub lock: LockState,
+    /// Unix seconds.
+    pub fetched_at: i64,
+}
+
+/// One coverage item (Limited Warranty, AppleCare+, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoverageItem {
+    pub description: String,
+    /// `ACTIVE` / `INACTIVE`.
+    pub status: Option<String>,
+    pub payment_type: Option<String>,
+    pub agreement_number: Option<String>,
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+    pub canceled: bool,
+}
+
+/// The Activation Lock as Apple reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockState {
+    /// Locked, by `MDM` or `USER` when Apple says which.
+    Locked {
+        lock_type: Option<String>,
+    },
+    NotLocked,
+    /// Apple could not report it.
+    Unavailable {
+        reason: String,
+    },
+}
+
+/// Words for Apple's AppleCare payment types.
+pub fn payment_label(payment: &str) -> &str {
+    match payment {
+        "ABE_SUBSCRIPTION" => "AppleCare+ for Business subscription",
+        "PAID_UP_FRONT" => "Paid up front",
+        "SUBSCRIPTION" => "Subscription",
+        "NONE" => "Included",
+        other => other,
+    }
+}
+
 /// One device management service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRow {

@@ -13,11 +13,15 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_location, use_params_map, use_query_map};
 
-use crate::api::{get_device, get_device_filters, list_devices, list_services};
+use crate::api::{
+    RefreshDeviceCoverage, get_device, get_device_coverage, get_device_filters, list_devices,
+    list_services,
+};
 use crate::components::fields::explain;
 use crate::error::AppError;
 use crate::model::devices::{
-    DeviceDetail, DeviceList, DeviceRow, ServiceList, day, freshness_line, thousands,
+    CoverageFacts, DeviceCoverage, DeviceDetail, DeviceList, DeviceRow, LockState, ServiceList,
+    ago, day, freshness_line, payment_label, thousands,
 };
 use crate::model::query_escape;
 
@@ -516,6 +520,165 @@ fn DeviceView(device: DeviceDetail) -> impl IntoView {
             <dd>{day(changed_at)}</dd>
         </dl>
         <p class="status-line">{freshness_line(&freshness)}</p>
+        <CoverageSection org=org.id serial/>
+    }
+}
+
+/// AppleCare coverage and Activation Lock. The page renders what Orchard has cached (it
+/// never waits for Apple); in the browser, a missing or old answer is then asked of Apple.
+/// "Refresh from Apple" asks again (without JavaScript too: a plain form post).
+#[component]
+fn CoverageSection(org: String, serial: String) -> impl IntoView {
+    let refresh = ServerAction::<RefreshDeviceCoverage>::new();
+    // Set in the browser once the cached answer turns out missing or old.
+    let ask_apple = RwSignal::new(false);
+    let coverage = Resource::new(move || (refresh.version().get(), ask_apple.get()), {
+        let (org, serial) = (org.clone(), serial.clone());
+        move |(_, ask)| get_device_coverage(Some(org.clone()), serial.clone(), ask)
+    });
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let stale = coverage.with(|c| {
+            c.as_ref()
+                .and_then(|r| r.as_ref().ok())
+                .is_some_and(|c| c.stale && c.problem.is_none())
+        });
+        if stale && !ask_apple.get_untracked() {
+            ask_apple.set(true);
+        }
+    });
+    // A refresh that Apple refused says why (the list below keeps what Orchard had).
+    let refresh_problem = move || {
+        refresh
+            .value()
+            .get()
+            .and_then(|r| r.ok())
+            .and_then(|c| c.problem)
+    };
+    view! {
+        <section class="coverage" aria-labelledby="coverage-heading">
+            <h2 id="coverage-heading">"AppleCare and Activation Lock"</h2>
+            <Transition fallback=|| view! { <p class="status-line">"Loading…"</p> }>
+                {move || {
+                    coverage.get().map(|result| match result {
+                        Ok(c) => {
+                            let (org, serial) = (org.clone(), serial.clone());
+                            view! { <CoverageView coverage=c asking=ask_apple refresh org serial/> }
+                                .into_any()
+                        }
+                        Err(error) => {
+                            view! { <p class="form-error" role="alert">{explain(&error)}</p> }
+                                .into_any()
+                        }
+                    })
+                }}
+            </Transition>
+            {move || refresh_problem().map(|p| view! { <p class="form-error" role="alert">{p}</p> })}
+        </section>
+    }
+}
+
+#[component]
+fn CoverageView(
+    coverage: DeviceCoverage,
+    asking: RwSignal<bool>,
+    refresh: ServerAction<RefreshDeviceCoverage>,
+    org: String,
+    serial: String,
+) -> impl IntoView {
+    let DeviceCoverage {
+        facts,
+        problem,
+        stale,
+        may_refresh,
+        now,
+    } = coverage;
+    let fetched_at = facts.as_ref().map(|f| f.fetched_at);
+    let again = stale && problem.is_none();
+    let status = move || match fetched_at {
+        Some(at) if again && asking.get() => {
+            format!("From Apple {}; asking Apple again…", ago(at, now))
+        }
+        Some(at) => format!("From Apple {}.", ago(at, now)),
+        None if again && asking.get() => "Asking Apple…".to_owned(),
+        None => "Not fetched from Apple yet.".to_owned(),
+    };
+    view! {
+        <p class="status-line" data-testid="coverage-status">{status}</p>
+        {problem.map(|p| view! { <p class="notice" role="status">{p}</p> })}
+        {facts.map(|f| view! { <CoverageFactsView facts=f/> })}
+        {may_refresh.then(|| view! {
+            <ActionForm action=refresh>
+                <input type="hidden" name="org" value=org/>
+                <input type="hidden" name="serial" value=serial/>
+                <button type="submit" class="secondary">"Refresh from Apple"</button>
+            </ActionForm>
+        })}
+    }
+}
+
+#[component]
+fn CoverageFactsView(facts: CoverageFacts) -> impl IntoView {
+    let lock = match facts.lock {
+        LockState::Locked { lock_type } => match lock_type.as_deref() {
+            Some("MDM") => "On (set by the device management service)".to_owned(),
+            Some("USER") => "On (set by the device's user)".to_owned(),
+            _ => "On".to_owned(),
+        },
+        LockState::NotLocked => "Off".to_owned(),
+        LockState::Unavailable { reason } => format!("Apple could not report it ({reason})"),
+    };
+    view! {
+        <dl class="attributes">
+            <dt>"Activation Lock"</dt>
+            <dd data-testid="activation-lock">{lock}</dd>
+        </dl>
+        {if facts.coverage.is_empty() {
+            view! { <p>"Apple lists no coverage for this device."</p> }.into_any()
+        } else {
+            view! {
+                <div class="table-scroll">
+                    <table class="data-table" data-testid="coverage">
+                        <caption class="sr-only">"AppleCare coverage"</caption>
+                        <thead>
+                            <tr>
+                                <th scope="col">"Coverage"</th>
+                                <th scope="col">"Status"</th>
+                                <th scope="col">"Payment"</th>
+                                <th scope="col">"Agreement"</th>
+                                <th scope="col">"From"</th>
+                                <th scope="col">"Until"</th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {facts
+                                .coverage
+                                .into_iter()
+                                .map(|c| {
+                                    let status = match (c.status.as_deref(), c.canceled) {
+                                        (_, true) => "Canceled",
+                                        (Some("ACTIVE"), _) => "Active",
+                                        (Some("INACTIVE"), _) => "Inactive",
+                                        _ => "Unknown",
+                                    };
+                                    view! {
+                                        <tr>
+                                            <th scope="row">{c.description}</th>
+                                            <td>{status}</td>
+                                            <td>{c.payment_type.as_deref().map(payment_label).map(str::to_owned)}</td>
+                                            <td class="mono">{c.agreement_number}</td>
+                                            <td>{c.starts_at.map(day)}</td>
+                                            <td>{c.ends_at.map(day)}</td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            }
+                .into_any()
+        }}
     }
 }
 

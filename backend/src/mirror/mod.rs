@@ -11,6 +11,7 @@
 //!   deleted: the audit trail and the "where did it go" question need it.
 //! * Times are Unix seconds on both databases.
 
+pub mod coverage;
 pub mod index;
 pub mod search;
 pub mod sync;

@@ -153,6 +153,19 @@ pub trait MirrorStore: Send + Sync {
 
     /// The API account that returned a device management service (`None`: not mirrored).
     async fn service_account(&self, org: OrgId, service_id: &str) -> Result<Option<ApiAccountId>>;
+
+    /// A device's cached AppleCare coverage and Activation Lock: when fetched, and the JSON
+    /// of [`crate::mirror::coverage::CoverageAndLock`].
+    async fn device_coverage(&self, org: OrgId, serial: &str) -> Result<Option<(i64, String)>>;
+
+    /// Stores (or replaces) a device's AppleCare coverage and Activation Lock.
+    async fn put_device_coverage(
+        &self,
+        org: OrgId,
+        serial: &str,
+        fetched_at: i64,
+        facts: &str,
+    ) -> Result<()>;
 }
 
 /// The columns of [`DeviceFacts`], after `serial`; the account id as text on both databases.

@@ -468,4 +468,37 @@ impl MirrorStore for PostgresStore {
         .map_err(StoreError::Database)?;
         Ok(account.map(ApiAccountId))
     }
+
+    async fn device_coverage(&self, org: OrgId, serial: &str) -> Result<Option<(i64, String)>> {
+        sqlx::query_as(
+            "SELECT fetched_at, facts FROM device_coverage WHERE org_id = $1 AND serial = $2",
+        )
+        .bind(org.0)
+        .bind(serial)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Database)
+    }
+
+    async fn put_device_coverage(
+        &self,
+        org: OrgId,
+        serial: &str,
+        fetched_at: i64,
+        facts: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO device_coverage (org_id, serial, fetched_at, facts) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (org_id, serial) DO UPDATE SET fetched_at = excluded.fetched_at, \
+             facts = excluded.facts",
+        )
+        .bind(org.0)
+        .bind(serial)
+        .bind(fetched_at)
+        .bind(facts)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(())
+    }
 }

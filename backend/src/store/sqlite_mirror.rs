@@ -518,4 +518,37 @@ impl MirrorStore for SqliteStore {
             })
             .transpose()
     }
+
+    async fn device_coverage(&self, org: OrgId, serial: &str) -> Result<Option<(i64, String)>> {
+        sqlx::query_as(
+            "SELECT fetched_at, facts FROM device_coverage WHERE org_id = ? AND serial = ?",
+        )
+        .bind(org.0.to_string())
+        .bind(serial)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Database)
+    }
+
+    async fn put_device_coverage(
+        &self,
+        org: OrgId,
+        serial: &str,
+        fetched_at: i64,
+        facts: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO device_coverage (org_id, serial, fetched_at, facts) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (org_id, serial) DO UPDATE SET fetched_at = excluded.fetched_at, \
+             facts = excluded.facts",
+        )
+        .bind(org.0.to_string())
+        .bind(serial)
+        .bind(fetched_at)
+        .bind(facts)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(())
+    }
 }

@@ -1,0 +1,193 @@
+//! A device's AppleCare coverage and Activation Lock, on SQLite and PostgreSQL, against the
+//! simulator over HTTP: fetched once and cached (a second read costs Apple nothing), fetched
+//! again on demand, and each of Apple's refusals named.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backend::accounts::{ApiAccountId, Clients};
+use backend::audit::Actor;
+use backend::mirror::coverage::{self, ActivationLock, CoverageError};
+use backend::mirror::index::DeviceIndex;
+use backend::mirror::sync::{SyncCause, SyncEngine};
+use backend::orgs::OrgId;
+use common::Ctx;
+use simulator::{RunningSimulator, Simulator};
+
+both_backends!(
+    coverage_is_fetched_once_then_cached_and_refetched_on_demand,
+    apples_refusals_are_named,
+);
+
+struct Setup {
+    sim: RunningSimulator,
+    org: OrgId,
+    account: ApiAccountId,
+    clients: Arc<Clients>,
+}
+
+/// A simulated organization of 30 devices, mirrored.
+async fn setup(ctx: &Ctx) -> Setup {
+    let sim = Simulator::builder()
+        .seed(11)
+        .devices(30)
+        .spawn()
+        .await
+        .unwrap();
+    let (org, account, vault) = common::connect_simulator(ctx, &sim, "Covered").await;
+    let budget = apple::BudgetConfig {
+        reads: apple::Rate {
+            count: 100_000,
+            per: Duration::from_secs(1),
+        },
+        ..apple::BudgetConfig::default()
+    };
+    let clients = Clients::with_budget_config(ctx.store.clone(), vault, budget);
+    SyncEngine::new(
+        ctx.store.clone(),
+        clients.clone(),
+        Arc::new(DeviceIndex::new()),
+    )
+    .sync_account(org, account, SyncCause::Manual)
+    .await
+    .unwrap();
+    Setup {
+        sim,
+        org,
+        account,
+        clients,
+    }
+}
+
+/// Calls the simulator answered for the endpoint whose route contains `part`.
+fn calls(sim: &RunningSimulator, part: &str) -> u64 {
+    sim.stats()
+        .requests
+        .iter()
+        .filter(|(route, _)| route.contains(part))
+        .flat_map(|(_, statuses)| statuses.values())
+        .sum()
+}
+
+/// The serial numbers of the devices in the organization at Apple, all mirrored.
+async fn serials(ctx: &Ctx, s: &Setup) -> Vec<String> {
+    let truth = reqwest::get(format!("{}/_sim/truth", s.sim.base_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut out: Vec<String> = truth
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["released"] != true)
+        .filter_map(|v| v["serialNumber"].as_str().map(str::to_owned))
+        .collect();
+    out.sort();
+    assert!(out.len() >= 3, "truth lists the devices");
+    let mirrored = ctx.store.devices_by_serials(s.org, &out).await.unwrap();
+    assert_eq!(mirrored.len(), out.len(), "every device is mirrored");
+    out
+}
+
+async fn coverage_is_fetched_once_then_cached_and_refetched_on_demand(ctx: &Ctx) {
+    let s = setup(ctx).await;
+    let serial = serials(ctx, &s).await.remove(0);
+    let store = ctx.store.as_ref();
+
+    assert_eq!(coverage::cached(store, s.org, &serial).await.unwrap(), None);
+    let fetched = coverage::fetch(store, &s.clients, s.org, &serial, 1_800_000_000)
+        .await
+        .unwrap();
+    assert_eq!(fetched.fetched_at, 1_800_000_000);
+    // Every device has at least Apple's Limited Warranty.
+    assert!(
+        fetched
+            .coverage
+            .iter()
+            .any(|c| c.description.as_deref() == Some("Limited Warranty")
+                && c.payment_type.as_deref() == Some("NONE")
+                && c.starts_at.is_some()),
+        "{fetched:?}"
+    );
+    assert!(matches!(
+        fetched.activation_lock,
+        ActivationLock::Known { .. }
+    ));
+    assert_eq!(calls(&s.sim, "appleCareCoverage"), 1);
+    assert_eq!(calls(&s.sim, "activationLockStatus"), 1);
+
+    // Cached: the same facts, and Apple is not asked.
+    let cached = coverage::cached(store, s.org, &serial).await.unwrap();
+    assert_eq!(cached.as_ref(), Some(&fetched));
+    assert_eq!(calls(&s.sim, "appleCareCoverage"), 1);
+
+    // On demand again: replaces the cache.
+    let again = coverage::fetch(store, &s.clients, s.org, &serial, 1_800_000_100)
+        .await
+        .unwrap();
+    assert_eq!(again.fetched_at, 1_800_000_100);
+    assert_eq!(calls(&s.sim, "appleCareCoverage"), 2);
+    assert_eq!(
+        coverage::cached(store, s.org, &serial)
+            .await
+            .unwrap()
+            .map(|c| c.fetched_at),
+        Some(1_800_000_100)
+    );
+    // Organizations do not share their caches.
+    let other = ctx
+        .store
+        .create_organization(&backend::orgs::NewOrganization::parse("Other").unwrap())
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(coverage::cached(store, other, &serial).await.unwrap(), None);
+}
+
+async fn apples_refusals_are_named(ctx: &Ctx) {
+    let s = setup(ctx).await;
+    let serials = serials(ctx, &s).await;
+    let store = ctx.store.as_ref();
+
+    // Not in Orchard's copy: Apple is not asked.
+    let err = coverage::fetch(store, &s.clients, s.org, "NOTMIRRORED1", 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoverageError::NotMirrored), "{err:?}");
+    assert_eq!(calls(&s.sim, "appleCareCoverage"), 0);
+
+    // Released at Apple since the last sync: Apple answers 404.
+    let released = reqwest::Client::new()
+        .post(format!("{}/_sim/mutate", s.sim.base_url()))
+        .json(&serde_json::json!({ "op": "releaseDevices", "serials": [serials[1]] }))
+        .send()
+        .await
+        .unwrap();
+    assert!(released.status().is_success());
+    let err = coverage::fetch(store, &s.clients, s.org, &serials[1], 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoverageError::NotAtApple), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "Apple does not know this device in the organization any more"
+    );
+    assert_eq!(
+        coverage::cached(store, s.org, &serials[1]).await.unwrap(),
+        None
+    );
+
+    // A revoked account sends nothing.
+    backend::accounts::revoke(store, &s.clients, &Actor::system(), s.account)
+        .await
+        .unwrap();
+    let before = calls(&s.sim, "appleCareCoverage");
+    let err = coverage::fetch(store, &s.clients, s.org, &serials[2], 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoverageError::AccountRevoked), "{err:?}");
+    assert_eq!(calls(&s.sim, "appleCareCoverage"), before);
+}
