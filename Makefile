@@ -96,7 +96,8 @@ bench:
 	  echo "!! PostgreSQL does not answer at $(PG_HOST_PORT): search and ingest measured on SQLite only"; \
 	fi; \
 	cargo bench --locked -p backend --bench search && \
-	cargo bench --locked -p backend --bench ingest
+	cargo bench --locked -p backend --bench ingest && \
+	cargo bench --locked -p server --bench http
 
 ## ---- tools -----------------------------------------------------------------------
 
