@@ -43,6 +43,7 @@ both_backends!(
     a_revoked_account_ends_its_jobs_with_reasons,
     retries_are_listed_with_the_job_they_retry,
     unassign_and_migration_jobs_reach_apples_state,
+    a_devices_history_lists_its_jobs_newest_first,
 );
 
 // ----- harness -----
@@ -1299,5 +1300,80 @@ async fn unassign_and_migration_jobs_reach_apples_state(ctx: &Ctx) {
         s.sim.stats().activities_per_serial.values().max(),
         Some(&3),
         "each device in at most three activities, one per job"
+    );
+}
+
+/// The jobs that included a serial, newest first, limited, within its organization only.
+async fn a_devices_history_lists_its_jobs_newest_first(ctx: &Ctx) {
+    let sim = simulator(10, FaultConfig::default()).await;
+    let s = setup(ctx, sim).await;
+    let action = JobAction::Assign {
+        service_id: "S1".into(),
+    };
+    let first = create(ctx, &s, action.clone(), serials("H", 3), 10).await;
+    let second = create(ctx, &s, action, vec!["H000001".to_owned()], 10).await;
+    let store = ctx.store.as_ref();
+    // The same serial in another organization's job.
+    let other = simulator(10, FaultConfig::default()).await;
+    let (other_org, other_account, _) = common::connect_simulator(ctx, &other, "Elsewhere").await;
+    let other_job = store
+        .create_job(&NewJobRecord {
+            org: other_org,
+            account: other_account,
+            action: &JobAction::CancelMigration,
+            created_by: None,
+            retry_of: None,
+            chunk_size: 10,
+            to_send: &["H000001".to_owned()],
+            skipped: &[],
+            now: 1_700_000_000,
+        })
+        .await
+        .unwrap();
+
+    let history = jobs::device_history(store, s.org, "H000001", 10)
+        .await
+        .unwrap();
+    let ids: Vec<JobId> = history.iter().map(|(job, _)| job.id).collect();
+    assert_eq!(ids, [second, first]);
+    assert!(
+        history
+            .iter()
+            .all(|(_, item)| item.serial == "H000001" && item.outcome == ItemOutcome::Pending)
+    );
+    let latest = jobs::device_history(store, s.org, "H000001", 1)
+        .await
+        .unwrap();
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].0.id, second);
+    // Skipped entries count too, with Orchard's reason.
+    let skipped = jobs::device_history(store, s.org, "BAD SERIAL", 10)
+        .await
+        .unwrap();
+    assert_eq!(skipped.len(), 2);
+    assert!(
+        skipped
+            .iter()
+            .all(|(_, item)| item.outcome == ItemOutcome::Skipped
+                && item.reason.as_deref() == Some("malformed"))
+    );
+    assert!(
+        jobs::device_history(store, s.org, "H000002", 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(job, _)| job.id)
+            .eq([first])
+    );
+    let theirs = jobs::device_history(store, other_org, "H000001", 10)
+        .await
+        .unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].0.id, other_job);
+    assert!(
+        jobs::device_history(store, s.org, "NOBODY", 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

@@ -2,7 +2,8 @@
 // the organization at Apple after Orchard's last sync, so the mirror still lists it and the
 // wizard sends it. Apple's activity log reports it failed with Apple's reason while the other
 // device succeeds; the operator retries the failure from the job's page (a new job, linked
-// to the first), and the Jobs page lists both with who started them and how they ended.
+// to the first), and the Jobs page lists both with who started them and how they ended; the
+// device's own page lists the jobs that included it.
 import type { Locator, Page } from "@playwright/test";
 import { test, expect } from "../fixtures/orchard";
 import { ADMIN, signIn, signOut } from "../fixtures/auth";
@@ -121,4 +122,16 @@ test("a device Apple no longer has fails with Apple's reason, is retried, and bo
   await expectAccessible();
   await row(retry).getByRole("link", { name: `#${retry}` }).click();
   await expect(page).toHaveURL(new RegExp(`/jobs/${retry}\\?org=`));
+
+  // Each device's page tells its story in Orchard, newest first.
+  await shell.goto(`/devices/${gone.serial}?org=${org}`);
+  const history = page.getByTestId("device-jobs");
+  await expect(history.locator("tbody tr")).toHaveCount(2);
+  await expect(history.locator("tbody tr").first()).toHaveAttribute("data-job", retry);
+  await expect(history.locator(`tr[data-job="${first}"]`)).toContainText(
+    "Failed: Device not found in organization",
+  );
+  await expectAccessible();
+  await shell.goto(`/devices/${kept.serial}?org=${org}`);
+  await expect(page.getByTestId("device-jobs").locator(`tr[data-job="${first}"]`)).toContainText("Succeeded");
 });

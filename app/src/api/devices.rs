@@ -95,7 +95,7 @@ pub async fn get_device(
 ) -> Result<DeviceDetail, AppError> {
     use backend::identity::roles::Permission;
 
-    let (_, org) = ssr::organization(org.as_deref(), Permission::ViewDevices).await?;
+    let (user, org) = ssr::organization(org.as_deref(), Permission::ViewDevices).await?;
     let state = crate::ssr::state()?;
     let store = state.store.as_ref();
     let Some(d) = store.device(org.id, serial.trim()).await? else {
@@ -124,6 +124,7 @@ pub async fn get_device(
         first_seen_at: d.first_seen_at,
         changed_at: d.changed_at,
         freshness: ssr::freshness(&state, org.id).await?,
+        may_read_history: user.may(org.id, Permission::ViewAudit),
         org: ssr::org_ref(&org),
     })
 }

@@ -90,6 +90,8 @@ pub struct DeviceDetail {
     pub first_seen_at: i64,
     pub changed_at: i64,
     pub freshness: Freshness,
+    /// Whether the viewer may read the device's history in Orchard (the audit).
+    pub may_read_history: bool,
 }
 
 /// A device's AppleCare coverage and Activation Lock, fetched from Apple on demand.

@@ -115,6 +115,25 @@ pub struct ResultRow {
     pub verified: bool,
 }
 
+/// A job that included one device, and what happened to the device there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceJob {
+    pub job: JobSummary,
+    /// The device's stored outcome (`pending`, `succeeded`, `failed`, `skipped`).
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub verified: bool,
+}
+
+/// A device's history in Orchard (device detail page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceHistory {
+    pub jobs: Vec<DeviceJob>,
+    /// Whether the viewer may open the jobs (admins and operators).
+    pub may_open: bool,
+    pub now: i64,
+}
+
 /// A page of per-serial results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResultPage {

@@ -14,8 +14,8 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_location, use_params_map, use_query_map};
 
 use crate::api::{
-    RefreshDeviceCoverage, get_device, get_device_coverage, get_device_filters, list_devices,
-    list_services,
+    RefreshDeviceCoverage, get_device, get_device_coverage, get_device_filters, get_device_jobs,
+    list_devices, list_services,
 };
 use crate::components::fields::explain;
 use crate::error::AppError;
@@ -23,6 +23,7 @@ use crate::model::devices::{
     CoverageFacts, DeviceCoverage, DeviceDetail, DeviceList, DeviceRow, LockState, ServiceList,
     ago, day, freshness_line, payment_label, thousands,
 };
+use crate::model::jobs::{DeviceHistory, outcome_label, status_label};
 use crate::model::query_escape;
 
 /// Apple's product families, as the filter offers them.
@@ -479,6 +480,7 @@ fn DeviceView(device: DeviceDetail) -> impl IntoView {
         first_seen_at,
         changed_at,
         freshness,
+        may_read_history,
     } = device;
     let back = format!("/devices?org={}", query_escape(&org.id));
     let assignment = match (status.as_deref(), service_id) {
@@ -520,7 +522,92 @@ fn DeviceView(device: DeviceDetail) -> impl IntoView {
             <dd>{day(changed_at)}</dd>
         </dl>
         <p class="status-line">{freshness_line(&freshness)}</p>
-        <CoverageSection org=org.id serial/>
+        <CoverageSection org=org.id.clone() serial=serial.clone()/>
+        {may_read_history.then(|| view! { <HistorySection org=org.id serial/> })}
+    }
+}
+
+/// The jobs that included the device, for those who may read the audit (the section is
+/// left out for the others).
+#[component]
+fn HistorySection(org: String, serial: String) -> impl IntoView {
+    let history = Resource::new(|| (), {
+        let (org, serial) = (org.clone(), serial.clone());
+        move |()| get_device_jobs(Some(org.clone()), serial.clone())
+    });
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                history.get().and_then(Result::ok).map(|history| {
+                    view! { <HistoryView history org=org.clone()/> }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn HistoryView(history: DeviceHistory, org: String) -> impl IntoView {
+    let DeviceHistory {
+        jobs,
+        may_open,
+        now,
+    } = history;
+    let org_q = query_escape(&org);
+    view! {
+        <section aria-labelledby="history-heading">
+            <h2 id="history-heading">"Changes made through Orchard"</h2>
+            {if jobs.is_empty() {
+                view! { <p>"No job of Orchard's has included this device."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="table-scroll">
+                        <table class="data-table" data-testid="device-jobs">
+                            <caption class="sr-only">"Jobs that included this device"</caption>
+                            <thead>
+                                <tr>
+                                    <th scope="col">"Job"</th>
+                                    <th scope="col">"What"</th>
+                                    <th scope="col">"Started by"</th>
+                                    <th scope="col">"When"</th>
+                                    <th scope="col">"Job status"</th>
+                                    <th scope="col">"This device"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {jobs
+                                    .into_iter()
+                                    .map(|line| {
+                                        let id = format!("#{}", line.job.id);
+                                        let job = if may_open {
+                                            let href = format!("/jobs/{}?org={org_q}", line.job.id);
+                                            view! { <a href=href>{id}</a> }.into_any()
+                                        } else {
+                                            id.into_any()
+                                        };
+                                        let result = match line.reason {
+                                            Some(reason) => format!("{}: {reason}", outcome_label(&line.outcome)),
+                                            None => outcome_label(&line.outcome).to_owned(),
+                                        };
+                                        view! {
+                                            <tr data-job=line.job.id>
+                                                <th scope="row">{job}</th>
+                                                <td>{line.job.action}</td>
+                                                <td>{line.job.created_by}</td>
+                                                <td>{ago(line.job.created_at, now)}</td>
+                                                <td>{status_label(&line.job.status)}</td>
+                                                <td>{result}</td>
+                                            </tr>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }
+                    .into_any()
+            }}
+        </section>
     }
 }
 

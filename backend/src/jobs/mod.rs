@@ -449,6 +449,24 @@ pub async fn list_jobs(
         .await?)
 }
 
+/// A device's history in Orchard: the organization's jobs that included `serial`, newest
+/// first, at most `limit` (≤ [`MAX_PAGE`]), each with what happened to the device there.
+pub async fn device_history(
+    store: &dyn Store,
+    org: OrgId,
+    serial: &str,
+    limit: u32,
+) -> Result<Vec<(Job, JobItem)>> {
+    let items = store
+        .device_job_items(org, serial, limit.clamp(1, MAX_PAGE))
+        .await?;
+    let mut out = Vec::with_capacity(items.len());
+    for (id, item) in items {
+        out.push((store.job(id).await?, item));
+    }
+    Ok(out)
+}
+
 /// Which items [`job_items`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemFilter {

@@ -119,6 +119,15 @@ pub trait JobStore: Send + Sync {
     /// When `account`'s POSTs since `since_ms` were sent, oldest first.
     async fn recent_writes(&self, account: ApiAccountId, since_ms: i64) -> Result<Vec<i64>>;
 
+    /// The organization's jobs that included `serial` (exact), newest first, at most
+    /// `limit`, with the device's item in each.
+    async fn device_job_items(
+        &self,
+        org: OrgId,
+        serial: &str,
+        limit: u32,
+    ) -> Result<Vec<(JobId, JobItem)>>;
+
     /// Records in the mirror an assignment verified through Apple's linkage: the devices'
     /// service (`None`: unassigned) and status.
     async fn set_mirror_assignment(
@@ -278,6 +287,36 @@ pub(super) struct ItemRow {
     reason: Option<String>,
     verified: bool,
     activity_id: Option<String>,
+}
+
+/// An item with its job's id ([`JobStore::device_job_items`]).
+#[derive(sqlx::FromRow)]
+pub(super) struct JobItemRow {
+    job_id: i64,
+    #[sqlx(flatten)]
+    item: ItemRow,
+}
+
+impl TryFrom<JobItemRow> for (JobId, JobItem) {
+    type Error = StoreError;
+
+    fn try_from(row: JobItemRow) -> Result<Self> {
+        Ok((JobId(row.job_id), row.item.try_into()?))
+    }
+}
+
+/// [`JobStore::device_job_items`]'s query; `param(i)` writes the i-th placeholder (org,
+/// serial, limit).
+pub(super) fn device_job_items_sql(param: impl Fn(usize) -> String) -> String {
+    format!(
+        "SELECT job_items.job_id, {ITEM_COLUMNS} FROM job_items \
+         JOIN jobs ON jobs.id = job_items.job_id \
+         WHERE jobs.org_id = {} AND job_items.serial = {} \
+         ORDER BY job_items.job_id DESC LIMIT {}",
+        param(1),
+        param(2),
+        param(3)
+    )
 }
 
 impl TryFrom<ItemRow> for JobItem {

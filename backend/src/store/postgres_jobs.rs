@@ -7,8 +7,8 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::jobs::{
-    CHUNK_COLUMNS, ChunkRow, ITEM_COLUMNS, ItemRow, ItemUpdate, JobRow, JobStore, NewJobRecord,
-    OPEN_STATUSES, bind_chunk, convert, update_chunk_sql,
+    CHUNK_COLUMNS, ChunkRow, ITEM_COLUMNS, ItemRow, ItemUpdate, JobItemRow, JobRow, JobStore,
+    NewJobRecord, OPEN_STATUSES, bind_chunk, convert, device_job_items_sql, update_chunk_sql,
 };
 use super::{PostgresStore, Result, StoreError};
 use crate::accounts::ApiAccountId;
@@ -368,6 +368,23 @@ impl JobStore for PostgresStore {
         }
         tx.commit().await.map_err(db)?;
         Ok(true)
+    }
+
+    async fn device_job_items(
+        &self,
+        org: OrgId,
+        serial: &str,
+        limit: u32,
+    ) -> Result<Vec<(JobId, JobItem)>> {
+        convert(
+            sqlx::query_as::<_, JobItemRow>(&device_job_items_sql(|i| format!("${i}")))
+                .bind(org.0)
+                .bind(serial)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?,
+        )
     }
 
     async fn set_mirror_assignment(

@@ -7,8 +7,9 @@ use sqlx::{QueryBuilder, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::jobs::{
-    CHUNK_COLUMNS, ChunkRow, ITEM_COLUMNS, ItemRow, ItemUpdate, JOB_COLUMNS, JobRow, JobStore,
-    NewJobRecord, OPEN_STATUSES, bind_chunk, convert, update_chunk_sql,
+    CHUNK_COLUMNS, ChunkRow, ITEM_COLUMNS, ItemRow, ItemUpdate, JOB_COLUMNS, JobItemRow, JobRow,
+    JobStore, NewJobRecord, OPEN_STATUSES, bind_chunk, convert, device_job_items_sql,
+    update_chunk_sql,
 };
 use super::{Result, SqliteStore, StoreError};
 use crate::accounts::ApiAccountId;
@@ -362,6 +363,23 @@ impl JobStore for SqliteStore {
         }
         tx.commit().await.map_err(db)?;
         Ok(true)
+    }
+
+    async fn device_job_items(
+        &self,
+        org: OrgId,
+        serial: &str,
+        limit: u32,
+    ) -> Result<Vec<(JobId, JobItem)>> {
+        convert(
+            sqlx::query_as::<_, JobItemRow>(&device_job_items_sql(|_| "?".to_owned()))
+                .bind(org.0.to_string())
+                .bind(serial)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?,
+        )
     }
 
     async fn set_mirror_assignment(
