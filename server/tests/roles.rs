@@ -301,12 +301,6 @@ fn server_functions() -> Vec<Row> {
             expect: VIEW_DEVICES,
         },
         Row {
-            path: GetDeviceJobs::PATH,
-            get: true,
-            args: |f| vec![("org", f.org.clone()), ("serial", "NOSUCHSERIAL".into())],
-            expect: VIEW_AUDIT,
-        },
-        Row {
             path: RefreshDeviceCoverage::PATH,
             get: false,
             args: |f| vec![("org", f.org.clone()), ("serial", "NOSUCHSERIAL".into())],
@@ -508,9 +502,6 @@ const VIEW_DEVICES: [Outcome; 8] = [Out, No, Yes, Yes, Yes, Yes, No, No];
 
 /// Device management services (`ViewServices`: all but viewers).
 const VIEW_SERVICES: [Outcome; 8] = [Out, No, No, Yes, Yes, Yes, No, No];
-
-/// The audit, e.g. a device's history in Orchard (`ViewAudit`: all but viewers).
-const VIEW_AUDIT: [Outcome; 8] = [Out, No, No, Yes, Yes, Yes, No, No];
 
 /// Asking Apple for fresh data (`RefreshFromApple`: all but viewers).
 const REFRESH_FROM_APPLE: [Outcome; 8] = [Out, No, No, Yes, Yes, Yes, No, No];

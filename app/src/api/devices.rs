@@ -103,6 +103,14 @@ pub async fn get_device(
             what: format!("A device with serial number {}", serial.trim()),
         });
     };
+    // Both in the same answer: nested resources of their own would render (and hydrate)
+    // apart from the record.
+    let coverage = ssr::coverage(&user, org.id, &d.serial, ssr::Ask::Never).await?;
+    let history = if user.may(org.id, Permission::ViewAudit) {
+        Some(crate::api::jobs::ssr::device_history(&state, &user, org.id, &d.serial).await?)
+    } else {
+        None
+    };
     let service_name = match &d.service_id {
         Some(id) => store
             .service_names(org.id)
@@ -124,7 +132,8 @@ pub async fn get_device(
         first_seen_at: d.first_seen_at,
         changed_at: d.changed_at,
         freshness: ssr::freshness(&state, org.id).await?,
-        may_read_history: user.may(org.id, Permission::ViewAudit),
+        coverage,
+        history,
         org: ssr::org_ref(&org),
     })
 }

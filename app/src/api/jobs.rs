@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 
 use crate::error::AppError;
-use crate::model::jobs::{ConfirmView, DeviceHistory, JobList, JobView, ResultPage};
+use crate::model::jobs::{ConfirmView, JobList, JobView, ResultPage};
 
 /// What confirming the draft would do.
 #[server(input = GetUrl, prefix = "/api")]
@@ -98,40 +98,6 @@ pub async fn list_jobs(
         org: super::devices::ssr::org_ref(&org),
         jobs: summaries,
         next,
-        now: super::devices::ssr::now(),
-    })
-}
-
-/// A device's history in Orchard: the last jobs that included it (newest first), with the
-/// device's result in each. For whoever may read the audit (admins, operators, helpdesk).
-#[server(input = GetUrl, prefix = "/api")]
-pub async fn get_device_jobs(
-    #[server(default)] org: Option<String>,
-    serial: String,
-) -> Result<DeviceHistory, AppError> {
-    use crate::model::jobs::DeviceJob;
-    use backend::identity::roles::Permission;
-
-    const SHOWN: u32 = 20;
-    let (user, org) =
-        super::devices::ssr::organization(org.as_deref(), Permission::ViewAudit).await?;
-    let state = crate::ssr::state()?;
-    let history = backend::jobs::device_history(state.store.as_ref(), org.id, serial.trim(), SHOWN)
-        .await
-        .map_err(ssr::job_error)?;
-    let mut names = ssr::Names::new(&state, org.id).await?;
-    let mut jobs = Vec::with_capacity(history.len());
-    for (job, item) in &history {
-        jobs.push(DeviceJob {
-            job: names.summary(job).await,
-            outcome: item.outcome.as_str().to_owned(),
-            reason: item.reason.clone(),
-            verified: item.verified,
-        });
-    }
-    Ok(DeviceHistory {
-        jobs,
-        may_open: user.may(org.id, Permission::AssignDevices),
         now: super::devices::ssr::now(),
     })
 }
@@ -266,7 +232,7 @@ pub(crate) mod ssr {
     use crate::api::assign::ssr::describe_action;
     use crate::api::devices::ssr::org_ref;
     use crate::error::AppError;
-    use crate::model::jobs::{ConfirmView, CountLine, JobSummary};
+    use crate::model::jobs::{ConfirmView, CountLine, DeviceHistory, DeviceJob, JobSummary};
     use crate::ssr::AppState;
 
     /// The draft's plan, read from the mirror now; what stops it is said plainly.
@@ -362,6 +328,37 @@ pub(crate) mod ssr {
             .service_id()
             .map(|id| names.get(id).map_or(id, String::as_str));
         describe_action(action, target)
+    }
+
+    /// A device's history in Orchard: the last jobs that included it (newest first), with
+    /// the device's result in each. Callers check that `user` may read the audit.
+    pub async fn device_history(
+        state: &AppState,
+        user: &crate::ssr::auth::CurrentUser,
+        org: OrgId,
+        serial: &str,
+    ) -> Result<DeviceHistory, AppError> {
+        use backend::identity::roles::Permission;
+
+        const SHOWN: u32 = 20;
+        let history = backend::jobs::device_history(state.store.as_ref(), org, serial, SHOWN)
+            .await
+            .map_err(job_error)?;
+        let mut names = Names::new(state, org).await?;
+        let mut jobs = Vec::with_capacity(history.len());
+        for (job, item) in &history {
+            jobs.push(DeviceJob {
+                job: names.summary(job).await,
+                outcome: item.outcome.as_str().to_owned(),
+                reason: item.reason.clone(),
+                verified: item.verified,
+            });
+        }
+        Ok(DeviceHistory {
+            jobs,
+            may_open: user.may(org, Permission::AssignDevices),
+            now: super::super::devices::ssr::now(),
+        })
     }
 
     /// Service and user names for job summaries, looked up once per page.

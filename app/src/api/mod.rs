@@ -31,9 +31,8 @@ pub use devices::{
     get_sync_status, list_devices, list_services, refresh_device_coverage, sync_now,
 };
 pub use jobs::{
-    CancelJob, GetConfirmation, GetDeviceJobs, GetJob, GetJobResults, ListJobs, RetryFailed,
-    StartJob, cancel_job, get_confirmation, get_device_jobs, get_job, get_job_results, list_jobs,
-    retry_failed, start_job,
+    CancelJob, GetConfirmation, GetJob, GetJobResults, ListJobs, RetryFailed, StartJob, cancel_job,
+    get_confirmation, get_job, get_job_results, list_jobs, retry_failed, start_job,
 };
 pub use preferences::{SetTheme, set_theme};
 pub use settings::audit::{ListAudit, list_audit};

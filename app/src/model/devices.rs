@@ -90,8 +90,11 @@ pub struct DeviceDetail {
     pub first_seen_at: i64,
     pub changed_at: i64,
     pub freshness: Freshness,
-    /// Whether the viewer may read the device's history in Orchard (the audit).
-    pub may_read_history: bool,
+    /// AppleCare coverage and Activation Lock as Orchard has them cached (the page asks
+    /// Apple from the browser when they are missing or old).
+    pub coverage: DeviceCoverage,
+    /// The jobs that included the device, for those who may read the audit.
+    pub history: Option<super::jobs::DeviceHistory>,
 }
 
 /// A device's AppleCare coverage and Activation Lock, fetched from Apple on demand.

@@ -14,8 +14,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_location, use_params_map, use_query_map};
 
 use crate::api::{
-    RefreshDeviceCoverage, get_device, get_device_coverage, get_device_filters, get_device_jobs,
-    list_devices, list_services,
+    RefreshDeviceCoverage, get_device, get_device_filters, list_devices, list_services,
 };
 use crate::components::fields::explain;
 use crate::error::AppError;
@@ -480,7 +479,8 @@ fn DeviceView(device: DeviceDetail) -> impl IntoView {
         first_seen_at,
         changed_at,
         freshness,
-        may_read_history,
+        coverage,
+        history,
     } = device;
     let back = format!("/devices?org={}", query_escape(&org.id));
     let assignment = match (status.as_deref(), service_id) {
@@ -522,30 +522,12 @@ fn DeviceView(device: DeviceDetail) -> impl IntoView {
             <dd>{day(changed_at)}</dd>
         </dl>
         <p class="status-line">{freshness_line(&freshness)}</p>
-        <CoverageSection org=org.id.clone() serial=serial.clone()/>
-        {may_read_history.then(|| view! { <HistorySection org=org.id serial/> })}
+        <CoverageSection org=org.id.clone() serial initial=coverage/>
+        {history.map(|history| view! { <HistoryView history org=org.id/> })}
     }
 }
 
-/// The jobs that included the device, for those who may read the audit (the section is
-/// left out for the others).
-#[component]
-fn HistorySection(org: String, serial: String) -> impl IntoView {
-    let history = Resource::new(|| (), {
-        let (org, serial) = (org.clone(), serial.clone());
-        move |()| get_device_jobs(Some(org.clone()), serial.clone())
-    });
-    view! {
-        <Suspense fallback=|| ()>
-            {move || {
-                history.get().and_then(Result::ok).map(|history| {
-                    view! { <HistoryView history org=org.clone()/> }
-                })
-            }}
-        </Suspense>
-    }
-}
-
+/// The jobs that included the device (for those who may read the audit).
 #[component]
 fn HistoryView(history: DeviceHistory, org: String) -> impl IntoView {
     let DeviceHistory {
@@ -615,52 +597,40 @@ fn HistoryView(history: DeviceHistory, org: String) -> impl IntoView {
 /// never waits for Apple); in the browser, a missing or old answer is then asked of Apple.
 /// "Refresh from Apple" asks again (without JavaScript too: a plain form post).
 #[component]
-fn CoverageSection(org: String, serial: String) -> impl IntoView {
+fn CoverageSection(org: String, serial: String, initial: DeviceCoverage) -> impl IntoView {
     let refresh = ServerAction::<RefreshDeviceCoverage>::new();
-    // Set in the browser once the cached answer turns out missing or old.
-    let ask_apple = RwSignal::new(false);
-    let coverage = Resource::new(move || (refresh.version().get(), ask_apple.get()), {
-        let (org, serial) = (org.clone(), serial.clone());
-        move |(_, ask)| get_device_coverage(Some(org.clone()), serial.clone(), ask)
-    });
+    let shown = RwSignal::new(initial);
+    let asking = RwSignal::new(false);
     #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        let stale = coverage.with(|c| {
-            c.as_ref()
-                .and_then(|r| r.as_ref().ok())
-                .is_some_and(|c| c.stale && c.problem.is_none())
-        });
-        if stale && !ask_apple.get_untracked() {
-            ask_apple.set(true);
+    {
+        use crate::api::get_device_coverage;
+
+        if shown.with_untracked(|c| c.stale && c.problem.is_none()) {
+            let (org, serial) = (org.clone(), serial.clone());
+            // Runs after hydration, so the first render matches the server's.
+            leptos::task::spawn_local(async move {
+                asking.set(true);
+                let answer = get_device_coverage(Some(org), serial, true).await;
+                asking.set(false);
+                match answer {
+                    Ok(coverage) => shown.set(coverage),
+                    Err(error) => shown.update(|c| c.problem = Some(explain(&error))),
+                }
+            });
         }
-    });
-    // A refresh that Apple refused says why (the list below keeps what Orchard had).
-    let refresh_problem = move || {
-        refresh
-            .value()
-            .get()
-            .and_then(|r| r.ok())
-            .and_then(|c| c.problem)
-    };
+        Effect::new(move |_| match refresh.value().get() {
+            Some(Ok(coverage)) => shown.set(coverage),
+            Some(Err(error)) => shown.update(|c| c.problem = Some(explain(&error))),
+            None => {}
+        });
+    }
     view! {
         <section class="coverage" aria-labelledby="coverage-heading">
             <h2 id="coverage-heading">"AppleCare and Activation Lock"</h2>
-            <Transition fallback=|| view! { <p class="status-line">"Loading…"</p> }>
-                {move || {
-                    coverage.get().map(|result| match result {
-                        Ok(c) => {
-                            let (org, serial) = (org.clone(), serial.clone());
-                            view! { <CoverageView coverage=c asking=ask_apple refresh org serial/> }
-                                .into_any()
-                        }
-                        Err(error) => {
-                            view! { <p class="form-error" role="alert">{explain(&error)}</p> }
-                                .into_any()
-                        }
-                    })
-                }}
-            </Transition>
-            {move || refresh_problem().map(|p| view! { <p class="form-error" role="alert">{p}</p> })}
+            {move || {
+                let (org, serial) = (org.clone(), serial.clone());
+                view! { <CoverageView coverage=shown.get() asking refresh org serial/> }
+            }}
         </section>
     }
 }
