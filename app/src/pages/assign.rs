@@ -28,6 +28,7 @@ use crate::model::assign::{
 };
 use crate::model::devices::{freshness_line, thousands};
 use crate::model::query_escape;
+use crate::pages::error::InlineError;
 
 /// Largest file read into the text area, in bytes (the server's limit).
 const MAX_FILE_BYTES: f64 = 12.0 * 1024.0 * 1024.0;
@@ -127,7 +128,12 @@ pub fn AssignPage() -> impl IntoView {
     view! {
         <WizardHead step=1/>
         <Suspense fallback=|| view! { <p class="status-line">"Loading…"</p> }>
-            {move || Suspend::new(async move { start.await.map(|start| view! { <StartView start/> }) })}
+            {move || Suspend::new(async move {
+                match start.await {
+                    Ok(start) => view! { <StartView start/> }.into_any(),
+                    Err(error) => view! { <InlineError error/> }.into_any(),
+                }
+            })}
         </Suspense>
     }
 }
@@ -347,7 +353,12 @@ pub fn DraftInputPage() -> impl IntoView {
     view! {
         <WizardHead step=1/>
         <Suspense fallback=|| view! { <p class="status-line">"Loading the draft…"</p> }>
-            {move || Suspend::new(async move { data.await.map(|view| view! { <DraftInputBody view/> }) })}
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(view) => view! { <DraftInputBody view/> }.into_any(),
+                    Err(error) => view! { <InlineError error/> }.into_any(),
+                }
+            })}
         </Suspense>
     }
 }
@@ -389,7 +400,12 @@ pub fn ActionPage() -> impl IntoView {
     view! {
         <WizardHead step=2/>
         <Suspense fallback=|| view! { <p class="status-line">"Loading…"</p> }>
-            {move || Suspend::new(async move { data.await.map(|choices| view! { <ActionView choices/> }) })}
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(choices) => view! { <ActionView choices/> }.into_any(),
+                    Err(error) => view! { <InlineError error/> }.into_any(),
+                }
+            })}
         </Suspense>
     }
 }
@@ -611,7 +627,7 @@ pub fn PreviewPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(error) => Err::<(), _>(error).into_view().into_any(),
+                        Err(error) => view! { <InlineError error/> }.into_any(),
                     })
             }}
         </Transition>

@@ -1,5 +1,6 @@
-//! The error page shown by error boundaries. During SSR it sets the HTTP status that
-//! matches the error (the worst one when several occurred).
+//! The error page shown by error boundaries (during SSR it sets the HTTP status that
+//! matches the error, the worst one when several occurred), and the same alert in place of
+//! a page's content.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -60,6 +61,21 @@ pub fn ErrorPage(errors: ArcRwSignal<Errors>) -> impl IntoView {
                     .map(|e| view! { <li>{e.to_string()}</li> })
                     .collect_view()}
             </ul>
+        </section>
+    }
+}
+
+/// An error shown where a page's content would have been: the alert of [`ErrorPage`]
+/// under the page's own heading. Pages render a failed resource with it instead of throwing
+/// to the boundary: during server rendering, an error thrown from a resolved `Suspense`
+/// sometimes reached no boundary and the page came out without its message. The status is
+/// set where the error arose (e.g. the role check).
+#[component]
+pub fn InlineError(error: AppError) -> impl IntoView {
+    view! {
+        <section class="error-page" role="alert" data-status=error.status()>
+            <p><strong>{error.title()}</strong></p>
+            <p>{error.to_string()}</p>
         </section>
     }
 }

@@ -25,6 +25,7 @@ use crate::model::jobs::{
     ConfirmView, JobList, JobSummary, JobView, ResultPage, outcome_label, status_label,
 };
 use crate::model::query_escape;
+use crate::pages::error::InlineError;
 
 /// How often a running job's page asks for news.
 #[cfg(feature = "hydrate")]
@@ -45,7 +46,7 @@ pub fn ConfirmPage() -> impl IntoView {
             {move || {
                 view.get().map(|result| match result {
                     Ok(view) => view! { <ConfirmForm view/> }.into_any(),
-                    Err(error) => Err::<(), _>(error).into_view().into_any(),
+                    Err(error) => view! { <InlineError error/> }.into_any(),
                 })
             }}
         </Suspense>
@@ -155,7 +156,7 @@ pub fn JobsPage() -> impl IntoView {
             {move || {
                 list.get().map(|result| match result {
                     Ok(list) => view! { <JobListView list/> }.into_any(),
-                    Err(error) => Err::<(), _>(error).into_view().into_any(),
+                    Err(error) => view! { <InlineError error/> }.into_any(),
                 })
             }}
         </Suspense>
@@ -279,7 +280,7 @@ pub fn JobPage() -> impl IntoView {
             {move || {
                 job.get().map(|result| match result {
                     Ok(view) => view! { <JobProgressView view cancel/> }.into_any(),
-                    Err(error) => Err::<(), _>(error).into_view().into_any(),
+                    Err(error) => view! { <InlineError error/> }.into_any(),
                 })
             }}
         </Transition>
@@ -290,7 +291,7 @@ pub fn JobPage() -> impl IntoView {
                         <ResultsView org=org.get_untracked() job=id.get_untracked() page/>
                     }
                         .into_any(),
-                    Err(error) => Err::<(), _>(error).into_view().into_any(),
+                    Err(error) => view! { <InlineError error/> }.into_any(),
                 })
             }}
         </Transition>
