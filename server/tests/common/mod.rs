@@ -16,6 +16,10 @@ use backend::{Config, Store};
 use leptos::server_fn::ServerFn;
 use reqwest::header::{CONTENT_TYPE, ORIGIN};
 
+/// Longest any request of a test may take: a server that never answers fails the test
+/// with the request's URL in the panic instead of hanging the suite.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// A password every test user gets; long enough for the password rules.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -93,6 +97,7 @@ impl TestApp {
             vault,
             config,
             client: reqwest::Client::builder()
+                .timeout(REQUEST_TIMEOUT)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
@@ -172,6 +177,7 @@ impl TestApp {
         Browser {
             base: self.base.clone(),
             client: reqwest::Client::builder()
+                .timeout(REQUEST_TIMEOUT)
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
