@@ -11,7 +11,7 @@
 // runs can assign at the same time without changing each other's expectations.
 import { readFileSync } from "node:fs";
 import { test, expect } from "../fixtures/orchard";
-import { cellsOf, demoDevices, signInAfterSync } from "../fixtures/demo";
+import { cellsOf, demoDevices, signInAfterSync, untilJobStatus } from "../fixtures/demo";
 
 // Each test may wait up to a minute for the demo organization's first sync.
 test.describe.configure({ timeout: 120_000 });
@@ -121,16 +121,7 @@ test("an operator pastes serials with junk, previews, confirms, watches the job 
   // Step 5: live progress until Apple (the simulator) has done it and Orchard checked it.
   await expect(page).toHaveURL(/\/jobs\/\d+\?org=/);
   await shell.ready();
-  const status = page.getByTestId("job-status");
-  if (test.info().project.name === "hydrated") {
-    await expect(status).toHaveAttribute("data-status", "completed", { timeout: 90_000 });
-  } else {
-    // Without JavaScript the page does not refresh itself: reload as a person would.
-    await expect(async () => {
-      await page.reload();
-      await expect(status).toHaveAttribute("data-status", "completed", { timeout: 1_000 });
-    }).toPass({ timeout: 90_000 });
-  }
+  await untilJobStatus(page, test.info().project.name === "hydrated", "completed", 90_000);
   const skipped = expected.already_there + expected.malformed + expected.not_in_org;
   await expect(page.getByTestId("count-succeeded")).toHaveText(String(toSend));
   await expect(page.getByTestId("count-failed")).toHaveText("0");

@@ -7,7 +7,7 @@
 import type { Locator, Page } from "@playwright/test";
 import { test, expect } from "../fixtures/orchard";
 import { ADMIN, signIn, signOut } from "../fixtures/auth";
-import { demoDevices, signInAfterSync } from "../fixtures/demo";
+import { demoDevices, signInAfterSync, untilJobStatus } from "../fixtures/demo";
 
 test.describe.configure({ timeout: 150_000 });
 
@@ -26,19 +26,6 @@ async function demoAppleUrl(page: Page, shell: import("../fixtures/shell").Shell
   expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   await signOut(page);
   return url;
-}
-
-/** Waits until the job page shows `status`, reloading without JavaScript as a person would. */
-async function untilStatus(page: Page, javaScriptEnabled: boolean, status: string) {
-  const line = page.getByTestId("job-status");
-  if (javaScriptEnabled) {
-    await expect(line).toHaveAttribute("data-status", status, { timeout: 60_000 });
-    return;
-  }
-  await expect(async () => {
-    await page.reload();
-    await expect(line).toHaveAttribute("data-status", status, { timeout: 1_000 });
-  }).toPass({ timeout: 60_000 });
 }
 
 /** The result row of `serial` on a job page. */
@@ -88,7 +75,7 @@ test("a device Apple no longer has fails with Apple's reason, is retried, and bo
   await expect(page).toHaveURL(/\/jobs\/\d+\?org=/);
   await shell.ready();
   const first = page.url().match(/\/jobs\/(\d+)/)![1];
-  await untilStatus(page, js, "completed_with_failures");
+  await untilJobStatus(page, js, "completed_with_failures", 60_000);
   await expect(page.getByTestId("count-succeeded")).toHaveText("1");
   await expect(page.getByTestId("count-failed")).toHaveText("1");
   await expect(result(page, gone.serial)).toContainText("Failed");
@@ -104,7 +91,7 @@ test("a device Apple no longer has fails with Apple's reason, is retried, and bo
   const retry = page.url().match(/\/jobs\/(\d+)/)![1];
   await expect(shell.main.getByRole("link", { name: `job #${first}` })).toBeVisible();
   // Apple still does not have the device: the retry fails the same way.
-  await untilStatus(page, js, "failed");
+  await untilJobStatus(page, js, "failed", 60_000);
   await expect(result(page, gone.serial)).toContainText("Device not found in organization");
   await expect(result(page, kept.serial)).toHaveCount(0);
   await shell.main.getByRole("link", { name: `job #${first}` }).click();

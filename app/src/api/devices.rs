@@ -106,19 +106,29 @@ pub async fn get_device(
     // Both in the same answer: nested resources of their own would render (and hydrate)
     // apart from the record.
     let coverage = ssr::coverage(&user, org.id, &d.serial, ssr::Ask::Never).await?;
-    let history = if user.may(org.id, Permission::ViewAudit) {
-        Some(crate::api::jobs::ssr::device_history(&state, &user, org.id, &d.serial).await?)
+    let may_read_history = user.may(org.id, Permission::ViewAudit);
+    // Service names, read once for the assignment and the history's job descriptions.
+    let services: std::collections::HashMap<String, String> =
+        if d.service_id.is_some() || may_read_history {
+            store
+                .service_names(org.id)
+                .await?
+                .into_iter()
+                .map(|s| (s.id, s.name))
+                .collect()
+        } else {
+            std::collections::HashMap::new()
+        };
+    let service_name = d
+        .service_id
+        .as_ref()
+        .and_then(|id| services.get(id).cloned());
+    let history = if may_read_history {
+        let history =
+            crate::api::jobs::ssr::device_history(&state, &user, org.id, &d.serial, services);
+        Some(history.await?)
     } else {
         None
-    };
-    let service_name = match &d.service_id {
-        Some(id) => store
-            .service_names(org.id)
-            .await?
-            .into_iter()
-            .find(|s| &s.id == id)
-            .map(|s| s.name),
-        None => None,
     };
     Ok(DeviceDetail {
         attributes: ssr::attributes(&d),
@@ -152,6 +162,7 @@ pub async fn get_device_coverage(
     use backend::identity::roles::Permission;
 
     let (user, org) = ssr::organization(org.as_deref(), Permission::ViewDevices).await?;
+    ssr::require_device(org.id, serial.trim()).await?;
     let ask = if ask_apple {
         ssr::Ask::IfStale
     } else {
@@ -170,6 +181,7 @@ pub async fn refresh_device_coverage(
     use backend::identity::roles::Permission;
 
     let (user, org) = ssr::organization(Some(&org), Permission::RefreshFromApple).await?;
+    ssr::require_device(org.id, serial.trim()).await?;
     ssr::coverage(&user, org.id, serial.trim(), ssr::Ask::Always).await
 }
 
@@ -319,6 +331,18 @@ pub(crate) mod ssr {
         Always,
     }
 
+    /// `NotFound` unless the organization's mirror has the device.
+    pub async fn require_device(org: OrgId, serial: &str) -> Result<(), AppError> {
+        let state = crate::ssr::state()?;
+        match state.store.device(org, serial).await? {
+            Some(_) => Ok(()),
+            None => Err(AppError::NotFound {
+                what: format!("A device with serial number {serial}"),
+            }),
+        }
+    }
+
+    /// A mirrored device's coverage for [`super::get_device`],
     /// [`super::get_device_coverage`] and [`super::refresh_device_coverage`].
     pub async fn coverage(
         user: &CurrentUser,
@@ -331,11 +355,6 @@ pub(crate) mod ssr {
         let state = crate::ssr::state()?;
         let store = state.store.as_ref();
         let now = now();
-        if store.device(org, serial).await?.is_none() {
-            return Err(AppError::NotFound {
-                what: format!("A device with serial number {serial}"),
-            });
-        }
         let max_age = i64::try_from(state.config.mirror.coverage_max_age_secs).unwrap_or(i64::MAX);
         let cached = coverage::cached(store, org, serial).await?;
         let stale = cached

@@ -331,12 +331,14 @@ pub(crate) mod ssr {
     }
 
     /// A device's history in Orchard: the last jobs that included it (newest first), with
-    /// the device's result in each. Callers check that `user` may read the audit.
+    /// the device's result in each; `services` names the organization's services. Callers
+    /// check that `user` may read the audit.
     pub async fn device_history(
         state: &AppState,
         user: &crate::ssr::auth::CurrentUser,
         org: OrgId,
         serial: &str,
+        services: HashMap<String, String>,
     ) -> Result<DeviceHistory, AppError> {
         use backend::identity::roles::Permission;
 
@@ -344,7 +346,7 @@ pub(crate) mod ssr {
         let history = backend::jobs::device_history(state.store.as_ref(), org, serial, SHOWN)
             .await
             .map_err(job_error)?;
-        let mut names = Names::new(state, org).await?;
+        let mut names = Names::with_services(state, services);
         let mut jobs = Vec::with_capacity(history.len());
         for (job, item) in &history {
             jobs.push(DeviceJob {
@@ -370,11 +372,16 @@ pub(crate) mod ssr {
 
     impl<'a> Names<'a> {
         pub async fn new(state: &'a AppState, org: OrgId) -> Result<Self, AppError> {
-            Ok(Self {
+            Ok(Self::with_services(state, service_names(state, org).await?))
+        }
+
+        /// With the service names (id → name) already read.
+        pub fn with_services(state: &'a AppState, services: HashMap<String, String>) -> Self {
+            Self {
                 state,
-                services: service_names(state, org).await?,
+                services,
                 users: HashMap::new(),
-            })
+            }
         }
 
         async fn user(&mut self, id: Option<uuid::Uuid>) -> String {

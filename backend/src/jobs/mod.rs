@@ -457,14 +457,9 @@ pub async fn device_history(
     serial: &str,
     limit: u32,
 ) -> Result<Vec<(Job, JobItem)>> {
-    let items = store
-        .device_job_items(org, serial, limit.clamp(1, MAX_PAGE))
-        .await?;
-    let mut out = Vec::with_capacity(items.len());
-    for (id, item) in items {
-        out.push((store.job(id).await?, item));
-    }
-    Ok(out)
+    Ok(store
+        .device_jobs(org, serial, limit.clamp(1, MAX_PAGE))
+        .await?)
 }
 
 /// Which items [`job_items`] returns.

@@ -120,13 +120,13 @@ pub trait JobStore: Send + Sync {
     async fn recent_writes(&self, account: ApiAccountId, since_ms: i64) -> Result<Vec<i64>>;
 
     /// The organization's jobs that included `serial` (exact), newest first, at most
-    /// `limit`, with the device's item in each.
-    async fn device_job_items(
+    /// `limit`, each with the device's item, in one query.
+    async fn device_jobs(
         &self,
         org: OrgId,
         serial: &str,
         limit: u32,
-    ) -> Result<Vec<(JobId, JobItem)>>;
+    ) -> Result<Vec<(Job, JobItem)>>;
 
     /// Records in the mirror an assignment verified through Apple's linkage: the devices'
     /// service (`None`: unassigned) and status.
@@ -289,27 +289,29 @@ pub(super) struct ItemRow {
     activity_id: Option<String>,
 }
 
-/// An item with its job's id ([`JobStore::device_job_items`]).
+/// A job and one of its items ([`JobStore::device_jobs`]).
 #[derive(sqlx::FromRow)]
 pub(super) struct JobItemRow {
-    job_id: i64,
+    #[sqlx(flatten)]
+    job: JobRow,
     #[sqlx(flatten)]
     item: ItemRow,
 }
 
-impl TryFrom<JobItemRow> for (JobId, JobItem) {
+impl TryFrom<JobItemRow> for (Job, JobItem) {
     type Error = StoreError;
 
     fn try_from(row: JobItemRow) -> Result<Self> {
-        Ok((JobId(row.job_id), row.item.try_into()?))
+        Ok((row.job.try_into()?, row.item.try_into()?))
     }
 }
 
-/// [`JobStore::device_job_items`]'s query; `param(i)` writes the i-th placeholder (org,
-/// serial, limit).
-pub(super) fn device_job_items_sql(param: impl Fn(usize) -> String) -> String {
+/// [`JobStore::device_jobs`]'s query: `job_columns` as the database writes
+/// [`JOB_COLUMNS`] (no column name is shared by the two tables); `param(i)` writes the
+/// i-th placeholder (org, serial, limit).
+pub(super) fn device_jobs_sql(job_columns: &str, param: impl Fn(usize) -> String) -> String {
     format!(
-        "SELECT job_items.job_id, {ITEM_COLUMNS} FROM job_items \
+        "SELECT {job_columns}, {ITEM_COLUMNS} FROM job_items \
          JOIN jobs ON jobs.id = job_items.job_id \
          WHERE jobs.org_id = {} AND job_items.serial = {} \
          ORDER BY job_items.job_id DESC LIMIT {}",

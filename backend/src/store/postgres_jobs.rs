@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::jobs::{
     CHUNK_COLUMNS, ChunkRow, ITEM_COLUMNS, ItemRow, ItemUpdate, JobItemRow, JobRow, JobStore,
-    NewJobRecord, OPEN_STATUSES, bind_chunk, convert, device_job_items_sql, update_chunk_sql,
+    NewJobRecord, OPEN_STATUSES, bind_chunk, convert, device_jobs_sql, update_chunk_sql,
 };
 use super::{PostgresStore, Result, StoreError};
 use crate::accounts::ApiAccountId;
@@ -370,14 +370,14 @@ impl JobStore for PostgresStore {
         Ok(true)
     }
 
-    async fn device_job_items(
+    async fn device_jobs(
         &self,
         org: OrgId,
         serial: &str,
         limit: u32,
-    ) -> Result<Vec<(JobId, JobItem)>> {
+    ) -> Result<Vec<(Job, JobItem)>> {
         convert(
-            sqlx::query_as::<_, JobItemRow>(&device_job_items_sql(|i| format!("${i}")))
+            sqlx::query_as::<_, JobItemRow>(&device_jobs_sql(JOB_COLUMNS, |i| format!("${i}")))
                 .bind(org.0)
                 .bind(serial)
                 .bind(i64::from(limit))

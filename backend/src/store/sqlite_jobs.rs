@@ -8,8 +8,7 @@ use uuid::Uuid;
 
 use super::jobs::{
     CHUNK_COLUMNS, ChunkRow, ITEM_COLUMNS, ItemRow, ItemUpdate, JOB_COLUMNS, JobItemRow, JobRow,
-    JobStore, NewJobRecord, OPEN_STATUSES, bind_chunk, convert, device_job_items_sql,
-    update_chunk_sql,
+    JobStore, NewJobRecord, OPEN_STATUSES, bind_chunk, convert, device_jobs_sql, update_chunk_sql,
 };
 use super::{Result, SqliteStore, StoreError};
 use crate::accounts::ApiAccountId;
@@ -365,14 +364,14 @@ impl JobStore for SqliteStore {
         Ok(true)
     }
 
-    async fn device_job_items(
+    async fn device_jobs(
         &self,
         org: OrgId,
         serial: &str,
         limit: u32,
-    ) -> Result<Vec<(JobId, JobItem)>> {
+    ) -> Result<Vec<(Job, JobItem)>> {
         convert(
-            sqlx::query_as::<_, JobItemRow>(&device_job_items_sql(|_| "?".to_owned()))
+            sqlx::query_as::<_, JobItemRow>(&device_jobs_sql(JOB_COLUMNS, |_| "?".to_owned()))
                 .bind(org.0.to_string())
                 .bind(serial)
                 .bind(i64::from(limit))
