@@ -71,8 +71,8 @@ pub use config::{ClientConfig, RetryConfig, Timeouts};
 pub use error::{ApiErrorObject, Error, KeyError, PagingError, Result, TokenError};
 pub use model::{
     ActivityId, AppId, AppleCareCoverageId, AuditEventId, BlueprintId, ConfigurationId, Cursor,
-    Document, MdmDeviceId, MdmServerId, OrganizationalUnitId, PackageId, ResourceIdentifier,
-    SerialNumber, UserGroupId, UserId,
+    Document, MdmDeviceId, MdmServerId, OrganizationalUnitId, PackageId, RawResource,
+    ResourceIdentifier, SerialNumber, UserGroupId, UserId,
 };
 pub use observer::{AttemptEvent, AttemptOutcome, NoopObserver, Observer};
 pub use paging::Page;

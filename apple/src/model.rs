@@ -236,6 +236,9 @@ pub struct Resource<I, A> {
     pub links: Option<Links>,
 }
 
+/// A resource with its attributes as Apple sent them (see [`crate::ListRequest::raw`]).
+pub type RawResource = Resource<String, serde_json::Map<String, serde_json::Value>>;
+
 /// A relationship member of a resource object.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 pub struct Relationship {

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::budget::Priority;
 use crate::client::{Call, Client, Target};
 use crate::error::{Error, Result};
-use crate::model::{Cursor, Document, Resource};
+use crate::model::{Cursor, Document, RawResource, Resource};
 
 /// A resource type with a `fields[<type>]` sparse fieldset parameter.
 pub trait ResourceType {
@@ -126,6 +126,20 @@ impl<T> ListRequest<T> {
     /// The endpoint name used in errors and metrics.
     pub fn endpoint(&self) -> &'static str {
         self.endpoint
+    }
+
+    /// The same request, its items decoded as [`RawResource`]s: every attribute Apple sent,
+    /// known to this crate or not. What a mirror stores.
+    pub fn raw(self) -> ListRequest<RawResource> {
+        ListRequest {
+            endpoint: self.endpoint,
+            path: self.path,
+            query: self.query,
+            cursor: self.cursor,
+            priority: self.priority,
+            page_cap: self.page_cap,
+            _t: PhantomData,
+        }
     }
 
     pub(crate) fn call(&self, cursor: Option<&Cursor>) -> Call {

@@ -410,6 +410,10 @@ pub struct MirrorConfig {
     /// someone opens the device, are shown without asking Apple again. Default 86400 (a day).
     /// Env: `ORCHARD_MIRROR__COVERAGE_MAX_AGE_SECS`.
     pub coverage_max_age_secs: u64,
+    /// How many days of Apple's audit events an account's first sync reads (later syncs
+    /// read from where the previous one stopped). Default 90.
+    /// Env: `ORCHARD_MIRROR__AUDIT_HISTORY_DAYS`.
+    pub audit_history_days: u32,
 }
 
 impl Default for MirrorConfig {
@@ -419,6 +423,7 @@ impl Default for MirrorConfig {
             retry_secs: 5 * 60,
             schedule: true,
             coverage_max_age_secs: 24 * 60 * 60,
+            audit_history_days: 90,
         }
     }
 }
@@ -430,6 +435,10 @@ impl MirrorConfig {
 
     pub fn retry(&self) -> Duration {
         Duration::from_secs(self.retry_secs)
+    }
+
+    pub fn audit_history(&self) -> Duration {
+        Duration::from_secs(u64::from(self.audit_history_days) * 24 * 60 * 60)
     }
 }
 

@@ -11,6 +11,7 @@ use backend::accounts::{ApiAccountId, Clients};
 use backend::audit::Actor;
 use backend::mirror::coverage::{self, ActivationLock, CoverageError};
 use backend::mirror::index::DeviceIndex;
+use backend::mirror::refresh;
 use backend::mirror::sync::{SyncCause, SyncEngine};
 use backend::orgs::OrgId;
 use common::Ctx;
@@ -19,6 +20,7 @@ use simulator::{RunningSimulator, Simulator};
 both_backends!(
     coverage_is_fetched_once_then_cached_and_refetched_on_demand,
     apples_refusals_are_named,
+    refresh_reads_the_record_service_and_events_now,
 );
 
 struct Setup {
@@ -190,4 +192,124 @@ async fn apples_refusals_are_named(ctx: &Ctx) {
         .unwrap_err();
     assert!(matches!(err, CoverageError::AccountRevoked), "{err:?}");
     assert_eq!(calls(&s.sim, "appleCareCoverage"), before);
+}
+
+async fn mutate(sim: &RunningSimulator, body: serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/_sim/mutate", sim.base_url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{body}");
+}
+
+/// The id of a device management service of the simulator's organization, other than
+/// `not`.
+async fn a_service(sim: &RunningSimulator, not: Option<&str>) -> String {
+    let body = reqwest::get(format!("{}/_sim/truth", sim.base_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
+    summary["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["serverType"] == "MDM" && s["id"].as_str() != not)
+        .and_then(|s| s["id"].as_str())
+        .unwrap()
+        .to_owned()
+}
+
+async fn refresh_reads_the_record_service_and_events_now(ctx: &Ctx) {
+    let s = setup(ctx).await;
+    let store = ctx.store.as_ref();
+    let index = DeviceIndex::new();
+    let history = Duration::from_secs(90 * 86_400);
+    let all = serials(ctx, &s).await;
+    let (moved, released) = (all[0].clone(), all[1].clone());
+    let now = || time::OffsetDateTime::now_utc().unix_timestamp();
+
+    // Unchanged at Apple: nothing is rewritten.
+    let same = refresh::device(store, &s.clients, &index, s.org, &moved, history, now())
+        .await
+        .unwrap();
+    assert!(!same.changed && !same.released, "{same:?}");
+
+    // Apple moves one device to a service and lets the other go, after the last sync.
+    let current = store
+        .devices_by_serial(s.org, std::slice::from_ref(&moved))
+        .await
+        .unwrap()[0]
+        .service_id
+        .clone();
+    let service = a_service(&s.sim, current.as_deref()).await;
+    mutate(
+        &s.sim,
+        serde_json::json!({"op": "reassignDevices", "serials": [&moved], "serverId": &service}),
+    )
+    .await;
+    mutate(
+        &s.sim,
+        serde_json::json!({"op": "releaseDevices", "serials": [&released]}),
+    )
+    .await;
+
+    let r = refresh::device(store, &s.clients, &index, s.org, &moved, history, now())
+        .await
+        .unwrap();
+    assert!(r.changed && !r.released && r.new_events >= 1, "{r:?}");
+    let row = &store
+        .devices_by_serial(s.org, std::slice::from_ref(&moved))
+        .await
+        .unwrap()[0];
+    assert_eq!(row.service_id.as_deref(), Some(service.as_str()));
+    assert_eq!(row.status.as_deref(), Some("ASSIGNED"));
+    let events = store.device_audit_events(s.org, &moved, 10).await.unwrap();
+    assert_eq!(
+        events[0].event_type, "DEVICE_ASSIGNED_TO_SERVER",
+        "{events:?}"
+    );
+    assert!(events[0].describe().starts_with("Assigned to "));
+
+    let r = refresh::device(store, &s.clients, &index, s.org, &released, history, now())
+        .await
+        .unwrap();
+    assert!(r.released, "{r:?}");
+    let row = &store
+        .devices_by_serial(s.org, std::slice::from_ref(&released))
+        .await
+        .unwrap()[0];
+    assert!(
+        row.absent_since.is_some() && row.service_id.is_none(),
+        "{row:?}"
+    );
+    let events = store
+        .device_audit_events(s.org, &released, 10)
+        .await
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event_type == "DEVICE_REMOVED_FROM_ORG"),
+        "{events:?}"
+    );
+
+    // A device Orchard never saw has no account to ask through.
+    let unknown = refresh::device(
+        store,
+        &s.clients,
+        &index,
+        s.org,
+        "NOTMIRRORED1",
+        history,
+        now(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(unknown, CoverageError::NotMirrored), "{unknown:?}");
+    s.sim.shutdown().await;
 }

@@ -8,8 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use apple::resources::audit_events;
+use apple::resources::blueprints::{self, BlueprintRelationship};
 use backend::accounts::{ApiAccountId, Clients};
-use backend::mirror::sync::{RunState, SyncCause, SyncEngine, SyncError};
+use backend::mirror::directory::{AuditEventRecord, ObjectKind};
+use backend::mirror::sync::{RunState, SyncCause, SyncEngine, SyncError, SyncPhase};
 use backend::orgs::OrgId;
 use backend::store::{DatabaseKind, Store};
 use backend::vault::{MasterKey, Vault};
@@ -24,6 +27,7 @@ both_backends!(
     a_sync_killed_mid_run_resumes_from_the_saved_page,
     apple_like_limits_are_never_exceeded,
     one_sync_per_account_at_a_time,
+    the_directory_and_audit_events_follow_apple,
 );
 
 /// A simulator organization connected to Orchard as one API account.
@@ -444,5 +448,325 @@ async fn one_sync_per_account_at_a_time(ctx: &Ctx) {
         .unwrap();
     assert_eq!(again.written, 0);
     other_store.close().await;
+    s.sim.shutdown().await;
+}
+
+/// Every list of the directory as Apple serves it now (present objects: id → name) and the
+/// members of every group, unit and Blueprint, read straight from the simulator.
+async fn apple_directory(
+    client: &apple::Client,
+) -> (
+    BTreeMap<(ObjectKind, String), String>,
+    BTreeMap<(ObjectKind, String, &'static str), Vec<String>>,
+) {
+    let mut objects = BTreeMap::new();
+    for kind in ObjectKind::ALL {
+        for r in kind
+            .list()
+            .limit(1000)
+            .collect_all(client, usize::MAX)
+            .await
+            .unwrap()
+        {
+            let o = backend::mirror::directory::DirectoryObject::from_apple(kind, &r);
+            objects.insert((kind, o.id), o.name);
+        }
+    }
+    let mut members = BTreeMap::new();
+    for (kind, rels) in ObjectKind::OWNERS {
+        let owners: Vec<String> = objects
+            .keys()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, id)| id.clone())
+            .collect();
+        for owner in owners {
+            for &rel in rels {
+                let list = backend::mirror::directory::MemberList {
+                    owner_kind: kind,
+                    owner_id: owner.clone(),
+                    rel,
+                };
+                let mut ids: Vec<String> = list
+                    .request()
+                    .limit(1000)
+                    .collect_all(client, usize::MAX)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|m| m.id)
+                    .collect();
+                ids.sort();
+                ids.dedup();
+                members.insert((kind, owner.clone(), rel), ids);
+            }
+        }
+    }
+    (objects, members)
+}
+
+/// The mirror's directory equals Apple's: the same present objects with the same names, the
+/// same members of each, and absent objects have no members left.
+async fn assert_directory_matches_apple(ctx: &Ctx, s: &Setup, client: &apple::Client) {
+    let (objects, members) = apple_directory(client).await;
+    let store = ctx.store.as_ref();
+    let mut problems = Vec::new();
+    for kind in ObjectKind::ALL {
+        for o in store.objects(s.org, kind).await.unwrap() {
+            let at_apple = objects.get(&(kind, o.id.clone()));
+            match (at_apple, o.absent_since) {
+                (Some(name), None) if *name == o.name => {}
+                (None, Some(_)) => {}
+                other => problems.push(format!("{kind:?} {}: {other:?} vs {o:?}", o.id)),
+            }
+            if o.absent_since.is_some() {
+                for (owner_kind, rels) in ObjectKind::OWNERS {
+                    for &rel in rels.iter().filter(|_| owner_kind == kind) {
+                        let left = store.members(s.org, kind, &o.id, rel).await.unwrap();
+                        if !left.is_empty() {
+                            problems.push(format!("absent {} keeps {rel} members", o.id));
+                        }
+                    }
+                }
+            }
+        }
+        let mirrored = store.objects(s.org, kind).await.unwrap();
+        for (k, id) in objects.keys().filter(|(k, _)| *k == kind) {
+            if !mirrored.iter().any(|o| &o.id == id) {
+                problems.push(format!("{k:?} {id}: not mirrored"));
+            }
+        }
+    }
+    for ((kind, owner, rel), ids) in &members {
+        let stored = store.members(s.org, *kind, owner, rel).await.unwrap();
+        if &stored != ids {
+            problems.push(format!(
+                "{kind:?} {owner} {rel}: mirror {} members, Apple {}",
+                stored.len(),
+                ids.len()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// The ids of Apple's audit events about a device in the last 100 days.
+async fn apple_device_events(client: &apple::Client, serial: &str) -> Vec<String> {
+    let now = OffsetDateTime::now_utc();
+    let mut ids: Vec<String> = audit_events::list(now - time::Duration::days(100), now)
+        .subject_id(serial)
+        .limit(1000)
+        .collect_all(client, usize::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id.as_str().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn mirrored_device_events(ctx: &Ctx, org: OrgId, serial: &str) -> Vec<String> {
+    let mut ids: Vec<String> = ctx
+        .store
+        .device_audit_events(org, serial, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e: AuditEventRecord| e.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Sets every directory row's change time to 0, so a run that rewrites one shows.
+async fn zero_change_times(ctx: &Ctx) {
+    const SQL: &str = "UPDATE mirror_objects SET changed_at = 0";
+    match ctx.kind() {
+        DatabaseKind::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&ctx.url).await.unwrap();
+            sqlx::query(SQL).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        DatabaseKind::Postgres => {
+            let pool = sqlx::PgPool::connect(&ctx.url).await.unwrap();
+            sqlx::query(SQL).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+async fn rewritten_objects(ctx: &Ctx) -> i64 {
+    const SQL: &str = "SELECT COUNT(*) FROM mirror_objects WHERE changed_at <> 0";
+    match ctx.kind() {
+        DatabaseKind::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&ctx.url).await.unwrap();
+            let n = sqlx::query_scalar(SQL).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            n
+        }
+        DatabaseKind::Postgres => {
+            let pool = sqlx::PgPool::connect(&ctx.url).await.unwrap();
+            let n = sqlx::query_scalar(SQL).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            n
+        }
+    }
+}
+
+async fn the_directory_and_audit_events_follow_apple(ctx: &Ctx) {
+    let s = setup(ctx, simulator(505, 2_000).await, unlimited()).await;
+    let client = s.clients.for_account(s.account).await.unwrap();
+
+    // A first sync killed in the middle of the membership lists, then resumed.
+    s.sim.set_faults(FaultConfig {
+        latency_ms: 30,
+        ..FaultConfig::default()
+    });
+    let engine = SyncEngine::with_lease_ttl(
+        ctx.store.clone(),
+        s.clients.clone(),
+        Default::default(),
+        Duration::from_secs(2),
+    );
+    let task = tokio::spawn({
+        let engine = engine.clone();
+        let (org, account) = (s.org, s.account);
+        async move { engine.sync_account(org, account, SyncCause::Manual).await }
+    });
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(run) = ctx.store.running_sync_run(s.account).await.unwrap()
+            && run.phase == SyncPhase::Members
+            && run.service_index >= 3
+        {
+            break;
+        }
+        assert!(!task.is_finished(), "the run ended before the kill");
+    }
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    drop(engine);
+    s.sim.set_faults(FaultConfig::default());
+    let engine = SyncEngine::with_lease_ttl(
+        ctx.store.clone(),
+        s.clients.clone(),
+        Default::default(),
+        Duration::from_secs(2),
+    );
+    let first = loop {
+        match engine
+            .sync_account(s.org, s.account, SyncCause::Start)
+            .await
+        {
+            Err(SyncError::Busy) => tokio::time::sleep(Duration::from_millis(200)).await,
+            other => break other.unwrap(),
+        }
+    };
+    assert_eq!(first.state, RunState::Succeeded);
+    assert_eq!(first.cause, SyncCause::Manual, "the killed run went on");
+    let stats = stats(&s.sim).await;
+    assert!(
+        stats["pagesFetchedTwice"].as_u64().unwrap() <= 1,
+        "at most the page in flight is fetched again: {}",
+        stats["pagesFetchedTwice"]
+    );
+    assert_directory_matches_apple(ctx, &s, &client).await;
+    let counts = ctx.store.object_counts(s.org, s.account).await.unwrap();
+    assert!(
+        counts
+            .iter()
+            .any(|c| c.kind == ObjectKind::Users && c.present >= 12),
+        "{counts:?}"
+    );
+
+    // A device in a Blueprint: the mirror knows the Blueprint from the device's side.
+    let bp = ctx
+        .store
+        .objects(s.org, ObjectKind::Blueprints)
+        .await
+        .unwrap();
+    assert_eq!(bp.len(), 3, "{bp:?}");
+    let (keep, gone) = (&bp[0], &bp[1]);
+    let devices = ctx
+        .store
+        .members(s.org, ObjectKind::Blueprints, &keep.id, "orgDevices")
+        .await
+        .unwrap();
+    let serial = devices[0].clone();
+    let of_device = ctx
+        .store
+        .owners_of(s.org, ObjectKind::Blueprints, "orgDevices", &serial)
+        .await
+        .unwrap();
+    assert!(of_device.iter().any(|o| o.id == keep.id), "{of_device:?}");
+
+    // Audit events: the device's are exactly Apple's.
+    let events = mirrored_device_events(ctx, s.org, &serial).await;
+    assert_eq!(events, apple_device_events(&client, &serial).await);
+
+    // Changes at Apple: a member removed and one added, a Blueprint deleted, a device
+    // reassigned (a new audit event).
+    let keep_id = apple::BlueprintId::new(keep.id.as_str());
+    blueprints::remove_members(&keep_id, BlueprintRelationship::OrgDevices, [&serial])
+        .send(&client)
+        .await
+        .unwrap();
+    let user = ctx.store.objects(s.org, ObjectKind::Users).await.unwrap()[0]
+        .id
+        .clone();
+    blueprints::add_members(&keep_id, BlueprintRelationship::Users, [&user])
+        .send(&client)
+        .await
+        .unwrap();
+    blueprints::delete(&apple::BlueprintId::new(gone.id.as_str()))
+        .send(&client)
+        .await
+        .unwrap();
+    let servers = stats_servers(&s.sim).await;
+    mutate(
+        &s.sim,
+        json!({"op": "reassignDevices", "serials": [&serial], "serverId": servers[1]}),
+    )
+    .await;
+
+    let second = engine
+        .sync_account(s.org, s.account, SyncCause::Manual)
+        .await
+        .unwrap();
+    assert_eq!(second.state, RunState::Succeeded);
+    assert_directory_matches_apple(ctx, &s, &client).await;
+    let gone_now = ctx
+        .store
+        .objects(s.org, ObjectKind::Blueprints)
+        .await
+        .unwrap();
+    assert!(
+        gone_now
+            .iter()
+            .any(|o| o.id == gone.id && o.absent_since.is_some()),
+        "a deleted Blueprint is kept, marked absent: {gone_now:?}"
+    );
+    let of_device = ctx
+        .store
+        .owners_of(s.org, ObjectKind::Blueprints, "orgDevices", &serial)
+        .await
+        .unwrap();
+    assert!(!of_device.iter().any(|o| o.id == keep.id), "{of_device:?}");
+    let after = mirrored_device_events(ctx, s.org, &serial).await;
+    assert_eq!(after, apple_device_events(&client, &serial).await);
+    assert!(
+        after.len() > events.len(),
+        "the reassignment's event arrived"
+    );
+
+    // Nothing changed since: a run rewrites no object.
+    zero_change_times(ctx).await;
+    let third = engine
+        .sync_account(s.org, s.account, SyncCause::Manual)
+        .await
+        .unwrap();
+    assert_eq!(third.state, RunState::Succeeded);
+    assert_eq!(rewritten_objects(ctx).await, 0);
+    assert_directory_matches_apple(ctx, &s, &client).await;
     s.sim.shutdown().await;
 }

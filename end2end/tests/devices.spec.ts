@@ -66,7 +66,10 @@ test("helpdesk finds a device while typing, exports the filtered list and opens 
   await shell.ready();
   await expect(shell.heading).toHaveText(serial);
   await expect(page.getByTestId("assignment")).toContainText(/Assigned to|Not assigned/);
-  await expect(page.getByText("Added to the organization")).toBeVisible();
+  await expect(page.getByText("Added to the organization", { exact: true })).toBeVisible();
+  // Blueprint membership and Apple's audit events come from the mirror's directory sync.
+  await expect(page.getByTestId("blueprints")).toHaveText(/^(In no Blueprint|Blueprints?: .+)$/);
+  await expect(page.getByRole("heading", { name: "Apple's record of this device" })).toBeVisible();
 
   // AppleCare and Activation Lock come from Apple on demand: the page shows what Orchard has
   // cached (nothing yet), then the browser asks Apple; without JavaScript, the person does.

@@ -121,4 +121,29 @@ test("a device Apple no longer has fails with Apple's reason, is retried, and bo
   await expectAccessible();
   await shell.goto(`/devices/${kept.serial}?org=${org}`);
   await expect(page.getByTestId("device-jobs").locator(`tr[data-job="${first}"]`)).toContainText("Succeeded");
+
+  // "Refresh from Apple" reads the record and Apple's audit events now, before any sync:
+  // Apple's record of the assigned device names the job's assignment...
+  const events = page.getByTestId("apple-events");
+  await refreshFromApple(page, shell, js, kept.serial);
+  await expect(events).toContainText("Assigned to");
+  await expect(page.getByTestId("assignment")).toContainText("Assigned to");
+  // ...and the device Apple let go shows as released, with Apple's event.
+  await shell.goto(`/devices/${gone.serial}?org=${org}`);
+  await refreshFromApple(page, shell, js, gone.serial);
+  await expect(page.getByText(/Apple no longer returns this device/)).toBeVisible();
+  await expect(events).toContainText("Released from the organization");
+  await expectAccessible();
 });
+
+/**
+ * Presses "Refresh from Apple" on a device's page. Without JavaScript the form post brings
+ * the page back; hydrated, the page reloads the record in place (callers wait for it).
+ */
+async function refreshFromApple(page: Page, shell: import("../fixtures/shell").Shell, js: boolean, serial: string) {
+  await page.getByRole("button", { name: "Refresh from Apple" }).click();
+  if (!js) {
+    await expect(page).toHaveURL(new RegExp(`/devices/${serial}\\?org=`));
+    await shell.ready();
+  }
+}

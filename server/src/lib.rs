@@ -257,7 +257,13 @@ pub fn app_state(
     let index = Arc::new(DeviceIndex::new());
     Ok(AppState {
         leptos_options: leptos_options(&config, address),
-        sync: SyncEngine::new(store.clone(), clients.clone(), index.clone()),
+        sync: SyncEngine::with_options(
+            store.clone(),
+            clients.clone(),
+            index.clone(),
+            backend::mirror::sync::LEASE_TTL,
+            config.mirror.audit_history(),
+        ),
         jobs: JobRunner::new(
             store.clone(),
             clients.clone(),

@@ -130,6 +130,12 @@ pub async fn get_device(
     } else {
         None
     };
+    let blueprints = ssr::blueprints_of(org.id, &d.serial).await?;
+    let apple_events = if may_read_history {
+        Some(ssr::apple_events(org.id, &d.serial).await?)
+    } else {
+        None
+    };
     Ok(DeviceDetail {
         attributes: ssr::attributes(&d),
         serial: d.serial,
@@ -144,6 +150,8 @@ pub async fn get_device(
         freshness: ssr::freshness(&state, org.id).await?,
         coverage,
         history,
+        blueprints,
+        apple_events,
         org: ssr::org_ref(&org),
     })
 }
@@ -171,8 +179,10 @@ pub async fn get_device_coverage(
     ssr::coverage(&user, org.id, serial.trim(), ask).await
 }
 
-/// "Refresh from Apple": asks Apple again for a device's AppleCare coverage and Activation
-/// Lock, whatever the age of what Orchard has.
+/// "Refresh from Apple": asks Apple again, whatever the age of what Orchard has, for the
+/// device's record, service and audit events (written to the mirror as a sync would) and
+/// for its AppleCare coverage and Activation Lock. Answers the coverage; the page then
+/// reloads the record.
 #[server(prefix = "/api")]
 pub async fn refresh_device_coverage(
     org: String,
@@ -181,8 +191,15 @@ pub async fn refresh_device_coverage(
     use backend::identity::roles::Permission;
 
     let (user, org) = ssr::organization(Some(&org), Permission::RefreshFromApple).await?;
-    ssr::require_device(org.id, serial.trim()).await?;
-    ssr::coverage(&user, org.id, serial.trim(), ssr::Ask::Always).await
+    let serial = serial.trim();
+    ssr::require_device(org.id, serial).await?;
+    let (record_problem, record_changed) = ssr::refresh_record(org.id, serial).await?;
+    let mut coverage = ssr::coverage(&user, org.id, serial, ssr::Ask::Always).await?;
+    if coverage.problem.is_none() {
+        coverage.problem = record_problem;
+    }
+    coverage.record_changed = record_changed;
+    Ok(coverage)
 }
 
 /// The organization's device management services with their device counts.
@@ -261,7 +278,8 @@ pub(crate) mod ssr {
 
     use crate::error::{AppError, FieldError};
     use crate::model::devices::{
-        AccountSync, CoverageFacts, CoverageItem, DeviceCoverage, Freshness, LockState, OrgRef,
+        AccountSync, AppleEvent, CoverageFacts, CoverageItem, DeviceCoverage, Freshness, LockState,
+        Named, OrgRef,
     };
     use crate::ssr::AppState;
     use crate::ssr::auth::{CurrentUser, parse_org, refuse, require_permission, require_user};
@@ -331,6 +349,90 @@ pub(crate) mod ssr {
         Always,
     }
 
+    /// The Blueprints that name the device (present ones), by name.
+    pub async fn blueprints_of(org: OrgId, serial: &str) -> Result<Vec<Named>, AppError> {
+        use backend::mirror::directory::ObjectKind;
+
+        let state = crate::ssr::state()?;
+        let owners = state
+            .store
+            .owners_of(org, ObjectKind::Blueprints, "orgDevices", serial)
+            .await?;
+        Ok(owners
+            .into_iter()
+            .filter(|o| o.absent_since.is_none())
+            .map(|o| Named {
+                id: o.id,
+                name: o.name,
+            })
+            .collect())
+    }
+
+    /// Apple's latest audit events about the device, told for people.
+    pub async fn apple_events(org: OrgId, serial: &str) -> Result<Vec<AppleEvent>, AppError> {
+        /// Enough for a device's story; the rest stays in Apple's audit.
+        const SHOWN: u32 = 50;
+        let state = crate::ssr::state()?;
+        let events = state.store.device_audit_events(org, serial, SHOWN).await?;
+        Ok(events
+            .into_iter()
+            .map(|e| AppleEvent {
+                at: e.occurred_at,
+                what: e.describe(),
+                by: match (e.actor_name.as_deref(), e.actor_type.as_deref()) {
+                    (Some(name), _) if !name.trim().is_empty() => name.trim().to_owned(),
+                    (_, Some("SYSTEM")) => "Apple".to_owned(),
+                    (_, Some("API_USER")) => "an API account".to_owned(),
+                    _ => "someone in Apple Business".to_owned(),
+                },
+                failed: e.outcome.as_deref() == Some("FAILURE"),
+            })
+            .collect())
+    }
+
+    /// Re-reads the device's record, service and audit events from Apple into the mirror.
+    /// Answers Apple's problem as a sentence for the page, if any, and whether the mirror
+    /// changed.
+    pub async fn refresh_record(
+        org: OrgId,
+        serial: &str,
+    ) -> Result<(Option<String>, bool), AppError> {
+        use backend::mirror::coverage::CoverageError;
+        use backend::mirror::refresh;
+
+        let state = crate::ssr::state()?;
+        let history = state.config.mirror.audit_history();
+        let refreshed = refresh::device(
+            state.store.as_ref(),
+            &state.clients,
+            &state.index,
+            org,
+            serial,
+            history,
+            now(),
+        )
+        .await;
+        match refreshed {
+            Ok(r) => {
+                if let Some(problem) = r.events_problem {
+                    tracing::info!(%problem, "device refresh: Apple's audit events not read");
+                }
+                Ok((None, r.changed || r.new_events > 0))
+            }
+            Err(CoverageError::NotMirrored) => Err(AppError::NotFound {
+                what: format!("A device with serial number {serial}"),
+            }),
+            Err(CoverageError::Store(e)) => Err(e.into()),
+            Err(CoverageError::Account(e)) => {
+                tracing::warn!(error = %e, "device refresh: the API account cannot be used");
+                let problem = "The organization's API account cannot be used right now; an \
+                               administrator can check it in Settings.";
+                Ok((Some(problem.to_owned()), false))
+            }
+            Err(other) => Ok((Some(format!("Apple could not be asked: {other}.")), false)),
+        }
+    }
+
     /// `NotFound` unless the organization's mirror has the device.
     pub async fn require_device(org: OrgId, serial: &str) -> Result<(), AppError> {
         let state = crate::ssr::state()?;
@@ -392,6 +494,7 @@ pub(crate) mod ssr {
             stale,
             may_refresh: user.may(org, Permission::RefreshFromApple),
             now,
+            record_changed: false,
         })
     }
 
@@ -518,7 +621,10 @@ pub(crate) mod ssr {
             out.push(AccountSync {
                 account_id: account.id.to_string(),
                 account_name: account.name.clone(),
+                latest_run: latest.map(|r| r.id.0),
+                // A sync this process just started may not have stored its run yet.
                 state: match latest {
+                    _ if state.sync.is_running(account.id) => "running".to_owned(),
                     None => "never".to_owned(),
                     Some(run) => run.state.as_str().to_owned(),
                 },
@@ -531,6 +637,12 @@ pub(crate) mod ssr {
                 budget_wait_secs: latest.map_or(0, |r| r.budget_wait_ms / 1000),
                 devices_read: latest.map_or(0, |r| r.items),
                 rows_written: latest.map_or(0, |r| r.written),
+                directory: store
+                    .object_counts(org, account.id)
+                    .await?
+                    .into_iter()
+                    .map(|c| (c.kind.label().to_owned(), c.present))
+                    .collect(),
                 now: now(),
             });
         }

@@ -95,6 +95,30 @@ pub struct DeviceDetail {
     pub coverage: DeviceCoverage,
     /// The jobs that included the device, for those who may read the audit.
     pub history: Option<super::jobs::DeviceHistory>,
+    /// The Blueprints that name the device, by name.
+    pub blueprints: Vec<Named>,
+    /// Apple's audit events about the device, newest first (for those who may read the
+    /// audit).
+    pub apple_events: Option<Vec<AppleEvent>>,
+}
+
+/// Something of Apple's with a name to show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Named {
+    pub id: String,
+    pub name: String,
+}
+
+/// One of Apple's audit events about a device, told for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppleEvent {
+    pub at: i64,
+    /// What happened, e.g. "Assigned to Jamf Pro".
+    pub what: String,
+    /// Who did it: a person's name or address, or "Apple", "an API account".
+    pub by: String,
+    /// Apple recorded it as a failure.
+    pub failed: bool,
 }
 
 /// A device's AppleCare coverage and Activation Lock, fetched from Apple on demand.
@@ -110,6 +134,10 @@ pub struct DeviceCoverage {
     /// Whether this person may ask Apple again now.
     pub may_refresh: bool,
     pub now: i64,
+    /// "Refresh from Apple" changed the device's record or brought new events: the page
+    /// loads the record again.
+    #[serde(default)]
+    pub record_changed: bool,
 }
 
 /// Coverage items and lock, as of `fetched_at`.
@@ -184,6 +212,8 @@ pub struct ServiceList {
 pub struct AccountSync {
     pub account_id: String,
     pub account_name: String,
+    /// The latest run's id (newer runs have larger ones).
+    pub latest_run: Option<i64>,
     /// `running`, `succeeded`, `failed`, or `never`.
     pub state: String,
     /// What a running sync does now (phase, pages, items, rate, ETA, budget).
@@ -198,6 +228,8 @@ pub struct AccountSync {
     pub budget_wait_secs: u64,
     pub devices_read: u64,
     pub rows_written: u64,
+    /// What else the account's syncs copied: (what, how many), e.g. ("users", 5000).
+    pub directory: Vec<(String, u64)>,
     pub now: i64,
 }
 

@@ -19,8 +19,8 @@ use crate::api::{
 use crate::components::fields::explain;
 use crate::error::AppError;
 use crate::model::devices::{
-    CoverageFacts, DeviceCoverage, DeviceDetail, DeviceList, DeviceRow, LockState, ServiceList,
-    ago, day, freshness_line, payment_label, thousands,
+    AppleEvent, CoverageFacts, DeviceCoverage, DeviceDetail, DeviceList, DeviceRow, LockState,
+    ServiceList, ago, day, freshness_line, payment_label, thousands,
 };
 use crate::model::jobs::{DeviceHistory, outcome_label, status_label};
 use crate::model::query_escape;
@@ -451,18 +451,30 @@ pub fn DevicePage() -> impl IntoView {
         },
         |(org, serial)| get_device(org, serial),
     );
+    provide_context(ReloadDevice(device));
     view! {
         <Title text="Device · Orchard"/>
-        <Suspense fallback=|| view! { <p class="status-line">"Loading the device…"</p> }>
+        // A transition: reloading after "Refresh from Apple" keeps the page in view.
+        <Transition fallback=|| view! { <p class="status-line">"Loading the device…"</p> }>
             {move || {
                 device.get().map(|result| match result {
                     Ok(device) => view! { <DeviceView device/> }.into_any(),
                     Err(error) => Err::<(), _>(error).into_view().into_any(),
                 })
             }}
-        </Suspense>
+        </Transition>
     }
 }
+
+/// Loads the device page's record again (after "Refresh from Apple" changed it).
+#[derive(Clone, Copy)]
+struct ReloadDevice(
+    #[cfg_attr(
+        not(feature = "hydrate"),
+        allow(dead_code, reason = "read by the browser only")
+    )]
+    Resource<Result<DeviceDetail, AppError>>,
+);
 
 #[component]
 fn DeviceView(device: DeviceDetail) -> impl IntoView {
@@ -481,6 +493,8 @@ fn DeviceView(device: DeviceDetail) -> impl IntoView {
         freshness,
         coverage,
         history,
+        blueprints,
+        apple_events,
     } = device;
     let back = format!("/devices?org={}", query_escape(&org.id));
     let assignment = match (status.as_deref(), service_id) {
@@ -511,6 +525,15 @@ fn DeviceView(device: DeviceDetail) -> impl IntoView {
             </p>
         })}
         <p data-testid="assignment">{assignment}</p>
+        <p data-testid="blueprints">
+            {if blueprints.is_empty() {
+                "In no Blueprint".to_owned()
+            } else {
+                let names = blueprints.into_iter().map(|b| b.name).collect::<Vec<_>>();
+                let label = if names.len() == 1 { "Blueprint: " } else { "Blueprints: " };
+                format!("{label}{}", names.join(", "))
+            }}
+        </p>
         <dl class="attributes">
             {attributes
                 .into_iter()
@@ -524,6 +547,58 @@ fn DeviceView(device: DeviceDetail) -> impl IntoView {
         <p class="status-line">{freshness_line(&freshness)}</p>
         <CoverageSection org=org.id.clone() serial initial=coverage/>
         {history.map(|history| view! { <HistoryView history org=org.id/> })}
+        {apple_events.map(|events| view! { <AppleEventsView events/> })}
+    }
+}
+
+/// Apple's audit events about the device (for those who may read the audit), as mirrored.
+#[component]
+fn AppleEventsView(events: Vec<AppleEvent>) -> impl IntoView {
+    view! {
+        <section aria-labelledby="apple-events-heading">
+            <h2 id="apple-events-heading">"Apple's record of this device"</h2>
+            {if events.is_empty() {
+                view! {
+                    <p>"Apple's audit holds no event about this device in the synced period."</p>
+                }
+                    .into_any()
+            } else {
+                view! {
+                    <div class="table-scroll">
+                        <table class="data-table" data-testid="apple-events">
+                            <caption class="sr-only">"Apple's audit events about this device"</caption>
+                            <thead>
+                                <tr>
+                                    <th scope="col">"When"</th>
+                                    <th scope="col">"What"</th>
+                                    <th scope="col">"By"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {events
+                                    .into_iter()
+                                    .map(|e| {
+                                        let what = if e.failed {
+                                            format!("{} (failed)", e.what)
+                                        } else {
+                                            e.what
+                                        };
+                                        view! {
+                                            <tr>
+                                                <td>{day(e.at)}</td>
+                                                <td>{what}</td>
+                                                <td>{e.by}</td>
+                                            </tr>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }
+                    .into_any()
+            }}
+        </section>
     }
 }
 
@@ -618,8 +693,16 @@ fn CoverageSection(org: String, serial: String, initial: DeviceCoverage) -> impl
                 }
             });
         }
+        let reload = use_context::<ReloadDevice>();
         Effect::new(move |_| match refresh.value().get() {
-            Some(Ok(coverage)) => shown.set(coverage),
+            Some(Ok(coverage)) => {
+                // The record, its service or Apple's events changed: show them.
+                let reload = reload.filter(|_| coverage.record_changed);
+                shown.set(coverage);
+                if let Some(ReloadDevice(device)) = reload {
+                    device.refetch();
+                }
+            }
             Some(Err(error)) => shown.update(|c| c.problem = Some(explain(&error))),
             None => {}
         });
@@ -649,6 +732,7 @@ fn CoverageView(
         stale,
         may_refresh,
         now,
+        record_changed: _,
     } = coverage;
     let fetched_at = facts.as_ref().map(|f| f.fetched_at);
     let again = stale && problem.is_none();

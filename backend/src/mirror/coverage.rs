@@ -112,7 +112,7 @@ impl From<AccountError> for CoverageError {
     }
 }
 
-fn apple_error(err: &apple::Error) -> CoverageError {
+pub(super) fn apple_error(err: &apple::Error) -> CoverageError {
     match err {
         apple::Error::NotFound { .. } => CoverageError::NotAtApple,
         apple::Error::RateLimited { retry_after, .. } => {

@@ -12,7 +12,9 @@
 //! * Times are Unix seconds on both databases.
 
 pub mod coverage;
+pub mod directory;
 pub mod index;
+pub mod refresh;
 pub mod search;
 pub mod sync;
 

@@ -1,7 +1,7 @@
 //! The sync engine: copies an API account's devices and device management services into
 //! the mirror, within the account's request budget, resumable page by page.
 //!
-//! A run walks four phases, each checkpointed in `sync_runs` after every page:
+//! A run walks these phases, each checkpointed in `sync_runs` after every page:
 //!
 //! 1. `devices`: `GET /v1/orgDevices` 1000 at a time. Each page is compared with the stored
 //!    hashes; only new or changed devices are written. The page's serials are kept with the
@@ -11,7 +11,14 @@
 //!    service of every device is known in `devices / 1000` calls instead of one per device.
 //! 4. `finishing`: from the stored pages, devices the run did not see are marked absent
 //!    (with the date) and each device gets the service whose list holds it; then the pages
-//!    are deleted and the run is marked succeeded.
+//!    are deleted. The device mirror is complete here.
+//! 5. `directory`: users, user groups, organizational units, apps, packages,
+//!    configurations and Blueprints, one list after the other (`service_index` = which);
+//!    see [`super::directory`].
+//! 6. `members`: the members of every group, unit and Blueprint (`service_index` = which
+//!    list of the plan: the present owners by kind and id, each relationship in turn).
+//! 7. `audit_events`: Apple's audit events since the previous run; then the run is marked
+//!    succeeded.
 //!
 //! After a crash or restart the next run of the account picks up the unfinished one from its
 //! checkpoint: the cursor saved with the last stored page, so at most the page that was in
@@ -26,19 +33,23 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apple::resources::{mdm_servers, org_devices};
-use apple::{Cursor, Priority};
+use apple::resources::{audit_events, mdm_servers, org_devices};
+use apple::{Cursor, ListRequest, Page, Priority};
 use futures::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::accounts::{AccountError, ApiAccountId, Clients, sanitize_error};
 use crate::lease::Lease;
+use crate::mirror::directory::{
+    AUDIT_OVERLAP_SECS, AuditEventRecord, DEFAULT_AUDIT_HISTORY, DirectoryObject, MemberList,
+    ObjectKind,
+};
 use crate::mirror::index::DeviceIndex;
 use crate::mirror::{DeviceAttributes, ServiceAttributes};
 use crate::orgs::OrgId;
 use crate::store::leases::LeaseKey;
-use crate::store::mirror::{Checkpoint, DeviceChange};
+use crate::store::mirror::{Checkpoint, DeviceChange, StoredHash};
 use crate::store::{Store, StoreError};
 
 /// Devices per `orgDevices` page (Apple's maximum).
@@ -74,6 +85,9 @@ pub enum SyncPhase {
     ServiceList,
     ServiceDevices,
     Finishing,
+    Directory,
+    Members,
+    AuditEvents,
 }
 
 /// How a run ended, or that it has not.
@@ -93,6 +107,9 @@ wire_names!(SyncPhase {
     ServiceList = "service_list",
     ServiceDevices = "service_devices",
     Finishing = "finishing",
+    Directory = "directory",
+    Members = "members",
+    AuditEvents = "audit_events",
 });
 wire_names!(RunState { Running = "running", Succeeded = "succeeded", Failed = "failed" });
 
@@ -187,6 +204,8 @@ pub struct SyncEngine {
     /// Identifies this process as a lease holder.
     holder: String,
     lease_ttl: Duration,
+    /// How far back an account's first run reads Apple's audit events.
+    audit_history: Duration,
     live: Mutex<HashMap<ApiAccountId, LiveProgress>>,
     /// Accounts with a sync task in this process (started by [`SyncEngine::request`]).
     tasks: Mutex<HashSet<ApiAccountId>>,
@@ -220,12 +239,25 @@ impl SyncEngine {
         index: Arc<DeviceIndex>,
         lease_ttl: Duration,
     ) -> Arc<Self> {
+        Self::with_options(store, clients, index, lease_ttl, DEFAULT_AUDIT_HISTORY)
+    }
+
+    /// An engine whose leases last `lease_ttl` and whose first run of an account reads
+    /// `audit_history` of Apple's audit events.
+    pub fn with_options(
+        store: Arc<dyn Store>,
+        clients: Arc<Clients>,
+        index: Arc<DeviceIndex>,
+        lease_ttl: Duration,
+        audit_history: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             clients,
             index,
             holder: crate::lease::holder_name(),
             lease_ttl,
+            audit_history,
             live: Mutex::new(HashMap::new()),
             tasks: Mutex::new(HashSet::new()),
         })
@@ -369,6 +401,7 @@ impl SyncEngine {
             client: self.clients.for_account(account).await?,
             counters: self.clients.counters(account),
             run: run.id,
+            run_started_at: run.started_at,
             started: Instant::now(),
             items_at_start: run.items,
             progress: LiveProgress {
@@ -453,6 +486,8 @@ struct Walk<'a> {
     client: apple::Client,
     counters: Arc<crate::accounts::AccountCounters>,
     run: RunId,
+    /// When the run began (stored): the end of the audit-event window it reads.
+    run_started_at: i64,
     started: Instant,
     items_at_start: u64,
     progress: LiveProgress,
@@ -542,29 +577,30 @@ impl Walk<'_> {
                     self.service_devices(service_index, cursor.take()).await?;
                     phase = SyncPhase::Finishing;
                 }
-                SyncPhase::Finishing => return self.finish().await,
+                SyncPhase::Finishing => {
+                    self.finish().await?;
+                    phase = SyncPhase::Directory;
+                    service_index = 0;
+                }
+                SyncPhase::Directory => {
+                    self.directory(service_index, cursor.take()).await?;
+                    phase = SyncPhase::Members;
+                    service_index = 0;
+                }
+                SyncPhase::Members => {
+                    self.members(service_index, cursor.take()).await?;
+                    phase = SyncPhase::AuditEvents;
+                }
+                SyncPhase::AuditEvents => return self.audit_events(cursor.take()).await,
             }
         }
     }
 
     async fn devices(&mut self, cursor: Option<String>) -> Result<(), SyncError> {
-        let mut request = org_devices::list()
-            .limit(PAGE_SIZE)
-            .priority(Priority::Background)
-            .page_cap(PAGE_CAP);
-        let mut resumed_first = cursor.is_some();
-        if let Some(cursor) = cursor {
-            request = request.cursor(Cursor::new(cursor));
-        }
-        let mut pages = std::pin::pin!(request.pages(&self.client));
+        let mut pager = Pager::open(org_devices::list(), &self.client, cursor);
         loop {
             self.note_budget();
-            let page = pages
-                .try_next()
-                .await
-                .map_err(|e| SyncError::page(&e, resumed_first))?;
-            resumed_first = false;
-            let Some(page) = page else {
+            let Some(page) = pager.next().await.map_err(|e| pager.fail(&e))? else {
                 return Ok(());
             };
             let devices: Vec<DeviceAttributes> = page
@@ -631,23 +667,11 @@ impl Walk<'_> {
         let mut cursor = cursor;
         for (index, id) in ids.iter().enumerate().skip(from as usize) {
             let index = index as u32;
-            let mut request = mdm_servers::device_ids(&apple::MdmServerId::new(id.as_str()))
-                .limit(PAGE_SIZE)
-                .priority(Priority::Background)
-                .page_cap(PAGE_CAP);
-            let mut resumed_first = cursor.is_some();
-            if let Some(cursor) = cursor.take() {
-                request = request.cursor(Cursor::new(cursor));
-            }
-            let mut pages = std::pin::pin!(request.pages(&self.client));
+            let request = mdm_servers::device_ids(&apple::MdmServerId::new(id.as_str()));
+            let mut pager = Pager::open(request, &self.client, cursor.take());
             loop {
                 self.note_budget();
-                let page = pages
-                    .try_next()
-                    .await
-                    .map_err(|e| SyncError::page(&e, resumed_first))?;
-                resumed_first = false;
-                let Some(page) = page else {
+                let Some(page) = pager.next().await.map_err(|e| pager.fail(&e))? else {
                     break;
                 };
                 let serials: Vec<&str> = page.items.iter().map(|d| d.id.as_str()).collect();
@@ -710,7 +734,14 @@ impl Walk<'_> {
             return Err(SyncError::LeaseLost);
         }
         self.store()
-            .finish_sync_run(self.org, self.run, &changes, released, now)
+            .finish_sync_run(
+                self.org,
+                self.run,
+                &changes,
+                released,
+                now,
+                Some(SyncPhase::Directory),
+            )
             .await?;
         let changed: Vec<String> = changes.iter().map(|c| c.serial.clone()).collect();
         for chunk in changed.chunks(PAGE_SIZE as usize) {
@@ -723,8 +754,277 @@ impl Walk<'_> {
             written = self.progress.written,
             released,
             reassigned = changes.len() as u64 - released,
-            "sync finished"
+            "devices synced"
         );
         Ok(())
+    }
+}
+
+/// Which list comes after a page: `(phase, index)` of the checkpoint, given the page's list
+/// is `index` of `count` in `phase` and whether the page was its last.
+fn after_page(
+    phase: SyncPhase,
+    next: SyncPhase,
+    index: u32,
+    count: usize,
+    last: bool,
+) -> (SyncPhase, u32) {
+    match (last, index as usize + 1 == count) {
+        (false, _) => (phase, index),
+        (true, false) => (phase, index + 1),
+        (true, true) => (next, 0),
+    }
+}
+
+impl Walk<'_> {
+    /// Phase `directory`: every list of [`ObjectKind::ALL`] from the `from`th, resuming the
+    /// first at `cursor`.
+    async fn directory(&mut self, from: u32, cursor: Option<String>) -> Result<(), SyncError> {
+        let mut cursor = cursor;
+        let count = ObjectKind::ALL.len();
+        for (index, kind) in ObjectKind::ALL.into_iter().enumerate().skip(from as usize) {
+            let index = index as u32;
+            let mut pager = Pager::open(kind.list(), &self.client, cursor.take());
+            loop {
+                self.note_budget();
+                let page = match pager.next().await {
+                    Ok(Some(page)) => page,
+                    Ok(None) => break,
+                    Err(e) if pager.refused(&e) => {
+                        let (phase, at) = after_page(
+                            SyncPhase::Directory,
+                            SyncPhase::Members,
+                            index,
+                            count,
+                            true,
+                        );
+                        self.skip(phase, at, kind.as_str(), &e).await?;
+                        break;
+                    }
+                    Err(e) => return Err(pager.fail(&e)),
+                };
+                let objects: Vec<DirectoryObject> = page
+                    .items
+                    .iter()
+                    .map(|r| DirectoryObject::from_apple(kind, r))
+                    .collect();
+                let next = page.next_cursor.as_ref().map(|c| c.as_str().to_owned());
+                let last = next.is_none();
+                let (phase, at) =
+                    after_page(SyncPhase::Directory, SyncPhase::Members, index, count, last);
+                let checkpoint = self.checkpoint(phase, next, at)?;
+                let ids: Vec<&str> = objects.iter().map(|o| o.id.as_str()).collect();
+                let stored: HashMap<String, StoredHash> = self
+                    .store()
+                    .object_hashes(self.org, kind, &ids)
+                    .await?
+                    .into_iter()
+                    .collect();
+                let changed: Vec<DirectoryObject> = objects
+                    .iter()
+                    .filter(|o| {
+                        stored
+                            .get(&o.id)
+                            .is_none_or(|s| s.absent || s.content_hash != o.content_hash)
+                    })
+                    .cloned()
+                    .collect();
+                self.store()
+                    .store_object_page(
+                        self.org,
+                        self.account,
+                        &checkpoint,
+                        kind,
+                        &ids,
+                        &changed,
+                        last,
+                    )
+                    .await?;
+                self.advance(SyncPhase::Directory, 0, 0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Phase `members`: every membership list of the plan from the `from`th.
+    async fn members(&mut self, from: u32, cursor: Option<String>) -> Result<(), SyncError> {
+        let mut plan = Vec::new();
+        for (kind, rels) in ObjectKind::OWNERS {
+            for id in self
+                .store()
+                .present_object_ids(self.org, self.account, kind)
+                .await?
+            {
+                plan.extend(rels.iter().map(|&rel| MemberList {
+                    owner_kind: kind,
+                    owner_id: id.clone(),
+                    rel,
+                }));
+            }
+        }
+        let mut cursor = cursor;
+        let count = plan.len();
+        for (index, list) in plan.iter().enumerate().skip(from as usize) {
+            let index = index as u32;
+            let mut pager = Pager::open(list.request(), &self.client, cursor.take());
+            loop {
+                self.note_budget();
+                let page = match pager.next().await {
+                    Ok(Some(page)) => page,
+                    Ok(None) => break,
+                    // Refused, or the owner went away since the lists were read.
+                    Err(e) if pager.refused(&e) || (pager.at_first && e.status() == Some(404)) => {
+                        let (phase, at) = after_page(
+                            SyncPhase::Members,
+                            SyncPhase::AuditEvents,
+                            index,
+                            count,
+                            true,
+                        );
+                        self.skip(phase, at, &list.key(), &e).await?;
+                        break;
+                    }
+                    Err(e) => return Err(pager.fail(&e)),
+                };
+                let ids: Vec<&str> = page.items.iter().map(|m| m.id.as_str()).collect();
+                let next = page.next_cursor.as_ref().map(|c| c.as_str().to_owned());
+                let last = next.is_none();
+                let (phase, at) = after_page(
+                    SyncPhase::Members,
+                    SyncPhase::AuditEvents,
+                    index,
+                    count,
+                    last,
+                );
+                let checkpoint = self.checkpoint(phase, next, at)?;
+                self.store()
+                    .store_member_page(self.org, &checkpoint, list, &ids, last)
+                    .await?;
+                self.advance(SyncPhase::Members, 0, 0);
+            }
+        }
+        if plan.len() <= from as usize {
+            // Nothing to read (or all read before a restart): move on explicitly.
+            let checkpoint = self.checkpoint(SyncPhase::AuditEvents, None, 0)?;
+            self.store().skip_sync_list(&checkpoint, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Phase `audit_events`: Apple's audit events from where the previous run stopped (or
+    /// the configured history) until this run began; then the run succeeds.
+    async fn audit_events(&mut self, cursor: Option<String>) -> Result<(), SyncError> {
+        // Whole seconds, rounded up: Apple's end is inclusive and events carry fractions.
+        let until = self.run_started_at + 1;
+        let since = match self.store().audit_synced_until(self.account).await? {
+            Some(t) => t - AUDIT_OVERLAP_SECS,
+            None => until - secs(self.engine.audit_history),
+        }
+        .min(until);
+        let at =
+            |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let request = audit_events::list(at(since), at(until));
+        let mut pager = Pager::open(request, &self.client, cursor);
+        let mut mirrored_until = Some(until);
+        loop {
+            self.note_budget();
+            let page = match pager.next().await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(e) if pager.refused(&e) => {
+                    tracing::info!(
+                        account = %self.account,
+                        error = %sanitize_error(&e.to_string()),
+                        "audit events not mirrored: Apple refused the list"
+                    );
+                    mirrored_until = None;
+                    break;
+                }
+                Err(e) => return Err(pager.fail(&e)),
+            };
+            let events: Vec<AuditEventRecord> = page
+                .items
+                .iter()
+                .map(|e| AuditEventRecord::from_apple(e, since))
+                .collect();
+            let next = page.next_cursor.as_ref().map(|c| c.as_str().to_owned());
+            let checkpoint = self.checkpoint(SyncPhase::AuditEvents, next, 0)?;
+            self.store()
+                .store_audit_page(self.org, self.account, Some(&checkpoint), &events)
+                .await?;
+            self.advance(SyncPhase::AuditEvents, 0, 0);
+        }
+        if self.lease.lost() {
+            return Err(SyncError::LeaseLost);
+        }
+        self.store()
+            .complete_sync_run(self.run, self.account, mirrored_until, now())
+            .await?;
+        tracing::info!(account = %self.account, run = self.run.0, "sync finished");
+        Ok(())
+    }
+
+    /// Moves past a list Apple refused, leaving what the mirror holds of it as it was.
+    async fn skip(
+        &mut self,
+        phase: SyncPhase,
+        at: u32,
+        list: &str,
+        err: &apple::Error,
+    ) -> Result<(), SyncError> {
+        tracing::info!(
+            account = %self.account,
+            list,
+            error = %sanitize_error(&err.to_string()),
+            "list skipped: Apple refused it"
+        );
+        let checkpoint = self.checkpoint(phase, None, at)?;
+        self.store().skip_sync_list(&checkpoint, Some(list)).await?;
+        Ok(())
+    }
+}
+
+/// One of Apple's lists being read by a run, from a saved cursor or the start, at
+/// background priority.
+struct Pager<T> {
+    pages: std::pin::Pin<Box<dyn futures::Stream<Item = apple::Result<Page<T>>> + Send>>,
+    /// No page answered yet.
+    at_first: bool,
+    /// No page answered yet, and the first asked for is a saved cursor.
+    at_resumed_first: bool,
+}
+
+impl<T: serde::de::DeserializeOwned + Send + 'static> Pager<T> {
+    fn open(request: ListRequest<T>, client: &apple::Client, cursor: Option<String>) -> Self {
+        let mut request = request
+            .limit(PAGE_SIZE)
+            .priority(Priority::Background)
+            .page_cap(PAGE_CAP);
+        let resumed = cursor.is_some();
+        if let Some(cursor) = cursor {
+            request = request.cursor(Cursor::new(cursor));
+        }
+        Self {
+            pages: Box::pin(request.pages(client)),
+            at_first: true,
+            at_resumed_first: resumed,
+        }
+    }
+
+    async fn next(&mut self) -> apple::Result<Option<Page<T>>> {
+        let page = self.pages.try_next().await?;
+        self.at_first = false;
+        self.at_resumed_first = false;
+        Ok(page)
+    }
+
+    /// The run's error for a failed page.
+    fn fail(&self, err: &apple::Error) -> SyncError {
+        SyncError::page(err, self.at_resumed_first)
+    }
+
+    /// Apple refused the list itself (403 on its first page): not the account's to read.
+    fn refused(&self, err: &apple::Error) -> bool {
+        self.at_first && !self.at_resumed_first && err.status() == Some(403)
     }
 }

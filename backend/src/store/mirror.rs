@@ -128,8 +128,9 @@ pub trait MirrorStore: Send + Sync {
         account: ApiAccountId,
     ) -> Result<Vec<PresentDevice>>;
 
-    /// In one transaction: applies the end-of-run changes, deletes the run's pages, and marks
-    /// the run succeeded with `released` newly absent devices.
+    /// In one transaction: applies the end-of-run changes to the devices, deletes the run's
+    /// pages and records `released` newly absent devices; then either moves the run on to
+    /// phase `then` (still running) or, when `None`, marks it succeeded.
     async fn finish_sync_run(
         &self,
         org: OrgId,
@@ -137,7 +138,25 @@ pub trait MirrorStore: Send + Sync {
         changes: &[DeviceChange],
         released: u64,
         now: i64,
+        then: Option<SyncPhase>,
     ) -> Result<()>;
+
+    /// One device as Apple answered for it outside a sync run ("Refresh from Apple"), in one
+    /// transaction: its attributes are written when their hash differs from the stored one
+    /// (or it was absent), and its service is set when it differs. Returns whether anything
+    /// was written.
+    async fn refresh_device(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+        device: &DeviceAttributes,
+        service_id: Option<&str>,
+        now: i64,
+    ) -> Result<bool>;
+
+    /// Marks a device Apple no longer knows absent since `now` (and in no service). Returns
+    /// whether it was present until now.
+    async fn mark_device_absent(&self, org: OrgId, serial: &str, now: i64) -> Result<bool>;
 
     /// Records the error a run stopped on; the run stays `running`, to be resumed.
     async fn record_sync_error(&self, run: RunId, error: &str, now: i64) -> Result<()>;

@@ -10,6 +10,7 @@
 //! `NotFound`, a unique-constraint violation becomes `Conflict` naming the constraint.
 
 pub mod accounts;
+pub mod directory;
 pub mod drafts;
 pub mod identity;
 pub mod jobs;
@@ -37,6 +38,7 @@ use crate::config::DatabaseConfig;
 use crate::orgs::{NewOrganization, OrgId, Organization};
 
 pub use accounts::{AccountStore, MAX_ACCOUNTS_CONSTRAINT};
+pub use directory::DirectoryStore;
 pub use drafts::DraftStore;
 pub use identity::IdentityStore;
 pub use jobs::JobStore;
@@ -130,6 +132,7 @@ pub trait Store:
     + IdentityStore
     + MirrorStore
     + DeviceSearch
+    + DirectoryStore
     + DraftStore
     + JobStore
     + LeaseStore

@@ -80,7 +80,7 @@ fn signed(n: u64) -> i64 {
 }
 
 /// Advances a run's checkpoint inside the page's transaction.
-async fn advance(
+pub(super) async fn advance(
     tx: &mut Transaction<'_, Postgres>,
     checkpoint: &Checkpoint,
     items: usize,
@@ -367,6 +367,7 @@ impl MirrorStore for PostgresStore {
         changes: &[DeviceChange],
         released: u64,
         now: i64,
+        then: Option<SyncPhase>,
     ) -> Result<()> {
         let org = org.0;
         let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
@@ -389,13 +390,19 @@ impl MirrorStore for PostgresStore {
             .await
             .map_err(StoreError::Database)?;
         let done = sqlx::query(
-            "UPDATE sync_runs SET state = 'succeeded', phase = 'finishing', cursor = NULL, \
-             released = $1, updated_at = $2, finished_at = $3, error = NULL \
-             WHERE id = $4 AND state = 'running'",
+            "UPDATE sync_runs SET state = $1, phase = $2, cursor = NULL, service_index = 0, \
+             released = $3, updated_at = $4, finished_at = $5, error = NULL \
+             WHERE id = $6 AND state = 'running'",
         )
+        .bind(if then.is_some() {
+            "running"
+        } else {
+            "succeeded"
+        })
+        .bind(then.unwrap_or(SyncPhase::Finishing).as_str())
         .bind(signed(released))
         .bind(now)
-        .bind(now)
+        .bind(then.is_none().then_some(now))
         .bind(run.0)
         .execute(&mut *tx)
         .await
@@ -406,6 +413,63 @@ impl MirrorStore for PostgresStore {
             });
         }
         tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn refresh_device(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+        device: &DeviceAttributes,
+        service_id: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let (org, account) = (org.0, account.0);
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
+        let mut insert = sqlx::QueryBuilder::new(UPSERT_HEAD);
+        insert.push_values([device], |mut row, d| {
+            row.push_bind(org).push_bind(&d.serial).push_bind(account);
+            push_device_columns!(row, d, now);
+        });
+        insert.push(UPSERT_TAIL);
+        // An unchanged device is not rewritten.
+        insert.push(
+            " WHERE mirror_devices.content_hash <> excluded.content_hash \
+             OR mirror_devices.absent_since IS NOT NULL",
+        );
+        let written = insert
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?
+            .rows_affected();
+        let moved = sqlx::query(
+            "UPDATE mirror_devices SET service_id = $1 WHERE org_id = $2 AND serial = $3 \
+             AND service_id IS DISTINCT FROM $4",
+        )
+        .bind(service_id)
+        .bind(org)
+        .bind(&device.serial)
+        .bind(service_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?
+        .rows_affected();
+        tx.commit().await.map_err(StoreError::Database)?;
+        Ok(written + moved > 0)
+    }
+
+    async fn mark_device_absent(&self, org: OrgId, serial: &str, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE mirror_devices SET absent_since = $1, service_id = NULL \
+             WHERE org_id = $2 AND serial = $3 AND absent_since IS NULL",
+        )
+        .bind(now)
+        .bind(org.0)
+        .bind(serial)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn record_sync_error(&self, run: RunId, error: &str, now: i64) -> Result<()> {

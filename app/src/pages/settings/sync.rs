@@ -45,8 +45,10 @@ pub fn SyncSection(org: Memo<String>) -> impl IntoView {
         <section class="settings-section" aria-labelledby="sync-heading">
             <h2 id="sync-heading">"Device sync"</h2>
             <p class="field-hint">
-                "Orchard copies each account's devices and device management services from Apple \
-                 on a schedule, within the account's request budget. Pages read that copy."
+                "Orchard copies each account's devices, device management services, users, \
+                 groups, Blueprints, configurations, apps, packages and Apple's audit events \
+                 from Apple on a schedule, within the account's request budget. Pages read that \
+                 copy."
             </p>
             {move || {
                 form_error(action_error(sync_now, false))
@@ -82,6 +84,7 @@ fn SyncItem(org: String, account: AccountSync, action: ServerAction<SyncNow>) ->
     let AccountSync {
         account_id,
         account_name,
+        latest_run,
         state,
         progress,
         last_success_at,
@@ -91,6 +94,7 @@ fn SyncItem(org: String, account: AccountSync, action: ServerAction<SyncNow>) ->
         budget_wait_secs,
         devices_read,
         rows_written,
+        directory,
         now,
     } = account;
     let headline = match state.as_str() {
@@ -117,14 +121,22 @@ fn SyncItem(org: String, account: AccountSync, action: ServerAction<SyncNow>) ->
         ));
         parts.join(" · ")
     };
+    let mirrored = (!directory.is_empty()).then(|| {
+        let parts: Vec<String> = directory
+            .iter()
+            .map(|(what, n)| format!("{} {what}", thousands(*n)))
+            .collect();
+        format!("Also copied: {}.", parts.join(" · "))
+    });
     let running = state == "running";
     let item = account_id.clone();
     view! {
-        <li class="sync-item" data-account=item>
+        <li class="sync-item" data-account=item data-run=latest_run.map(|id| id.to_string())>
             <h3>{account_name}</h3>
             <p class="sync-headline" data-testid="sync-state">{headline}</p>
             {progress.map(|line| view! { <p class="status-line" role="status">{line}</p> })}
             <p class="field-hint">{health}</p>
+            {mirrored.map(|line| view! { <p class="field-hint" data-testid="sync-directory">{line}</p> })}
             {last_error.map(|e| view! { <p class="form-error">"Last error: " {e}</p> })}
             <ActionForm action>
                 <input type="hidden" name="org" value=org/>
