@@ -43,10 +43,12 @@ test("an administrator creates a helpdesk user who signs in but cannot administe
   const refused = await page.goto("/settings/users");
   expect(refused?.status()).toBe(403);
   await shell.ready();
-  await expect(shell.heading).toHaveText("Not allowed");
+  await expect(shell.heading).toHaveText("Users");
+  await expect(shell.main.getByRole("alert")).toHaveText(/^Not allowed\s*Your role does not allow this\.$/);
   const audit = await page.goto("/settings/audit");
   expect(audit?.status()).toBe(403);
   await shell.ready();
+  await expect(shell.main.getByRole("alert")).toContainText("Your role does not allow this.");
 
   await signOut(page);
   await signIn(page, ADMIN.username, ADMIN.password, { javaScriptEnabled, next: "/settings/audit" });
