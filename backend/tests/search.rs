@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use backend::mirror::index::DeviceIndex;
 use backend::mirror::search::{
     AssignmentStatus, DeviceCursor, DeviceFilters, DeviceQuery, DeviceSort, MirrorSummary,
-    SearchPage, ServiceFilter, page_of,
+    SearchPage, ServiceFilter, page_of, sort_models,
 };
 use backend::mirror::{DeviceRecord, ServiceRecord};
 use backend::orgs::{NewOrganization, OrgId};
@@ -24,6 +24,8 @@ both_backends!(
     search_agrees_with_the_oracle_on_a_random_corpus,
     the_index_follows_rows_the_sync_applies,
     services_and_summary_count_present_devices,
+    url_filters_narrow_by_source_model_and_added_days,
+    the_model_choices_are_the_models_of_present_devices,
 );
 
 const ALPHABET: &[u8] = b"CDFGHJKLMNPQRTVWXY0123456789";
@@ -38,6 +40,7 @@ const MODELS: [&str; 6] = [
 ];
 const COLORS: [&str; 5] = ["SILVER", "SPACE GRAY", "MIDNIGHT", "ÉTOILE", "Blue"];
 const SERVICES: [&str; 3] = ["SVC-A", "SVC-B", "svc-c"];
+const SOURCES: [&str; 3] = ["APPLE", "RESELLER", "MANUALLY_ADDED"];
 
 fn pick<'a>(rng: &mut StdRng, values: &[&'a str]) -> &'a str {
     values[rng.gen_range(0..values.len())]
@@ -87,11 +90,7 @@ fn random_device(rng: &mut StdRng, n: usize) -> DeviceRecord {
         status: maybe!(rng, 0.97, pick(rng, &["ASSIGNED", "UNASSIGNED"]).into(),),
         service_id: maybe!(rng, 0.6, pick(rng, &SERVICES).into()),
         purchase_source_id: maybe!(rng, 0.8, format!("{}", rng.gen_range(100_000..100_020))),
-        purchase_source_type: maybe!(
-            rng,
-            0.9,
-            pick(rng, &["APPLE", "RESELLER", "MANUALLY_ADDED"]).into(),
-        ),
+        purchase_source_type: maybe!(rng, 0.9, pick(rng, &SOURCES).into()),
         imei: maybe!(rng, 0.3, format!("{} {}", digits(rng, 15), digits(rng, 15))),
         meid: maybe!(rng, 0.2, digits(rng, 14)),
         eid: maybe!(rng, 0.2, digits(rng, 32)),
@@ -211,6 +210,15 @@ async fn new_org(store: &dyn Store) -> OrgId {
         .id
 }
 
+/// A second organization, whose devices must never show in the first one's answers.
+async fn other_org(store: &dyn Store) -> OrgId {
+    store
+        .create_organization(&NewOrganization::parse("Other Org").unwrap())
+        .await
+        .unwrap()
+        .id
+}
+
 fn oracle(all: &[DeviceRecord], query: &DeviceQuery) -> SearchPage {
     page_of(
         query,
@@ -280,8 +288,8 @@ fn random_query(rng: &mut StdRng, all: &[DeviceRecord]) -> DeviceQuery {
             ServiceFilter::Id(pick(rng, &SERVICES).into())
         });
     }
-    if rng.gen_bool(0.1) {
-        filters.purchase_source_type = Some("RESELLER".into());
+    if rng.gen_bool(0.15) {
+        filters.purchase_source_type = Some(pick(rng, &SOURCES).into());
     }
     if rng.gen_bool(0.15) {
         let from = 1_600_000_000 + rng.gen_range(0..150) * 86_400;
@@ -306,12 +314,10 @@ fn random_query(rng: &mut StdRng, all: &[DeviceRecord]) -> DeviceQuery {
 
 async fn search_agrees_with_the_oracle_on_a_random_corpus(ctx: &Ctx) {
     let store = ctx.store.clone();
-    let org = new_org(store.as_ref()).await;
-    let other = store
-        .create_organization(&NewOrganization::parse("Other Org").unwrap())
-        .await
-        .unwrap()
-        .id;
+    let (org, other) = (
+        new_org(store.as_ref()).await,
+        other_org(store.as_ref()).await,
+    );
     let all = corpus(5, 3_000);
     insert_devices(ctx, org, &all).await;
     // Another organization's devices never show up.
@@ -480,5 +486,202 @@ async fn services_and_summary_count_present_devices(ctx: &Ctx) {
             absent: all.iter().filter(|d| d.absent_since.is_some()).count() as u64,
             newest_change: all.iter().map(|d| d.changed_at).max(),
         }
+    );
+}
+
+/// 2024-03-01T00:00:00Z.
+const MARCH_1: i64 = 1_709_251_200;
+const DAY: i64 = 86_400;
+
+/// The serials `params` finds, asked of SQL, of the index and of the oracle, which must agree.
+async fn serials_for(
+    store: &dyn Store,
+    index: &DeviceIndex,
+    org: OrgId,
+    all: &[DeviceRecord],
+    params: &[(&str, &str)],
+) -> Vec<String> {
+    let query = DeviceQuery::from_params(params.iter().copied()).unwrap();
+    let expected = oracle(all, &query);
+    assert_eq!(
+        store.search_devices(org, &query).await.unwrap(),
+        expected,
+        "SQL for {params:?}"
+    );
+    assert_eq!(
+        index.search(store, org, &query).await.unwrap(),
+        expected,
+        "index for {params:?}"
+    );
+    expected.devices.into_iter().map(|d| d.serial).collect()
+}
+
+async fn url_filters_narrow_by_source_model_and_added_days(ctx: &Ctx) {
+    let store = ctx.store.clone();
+    let org = new_org(store.as_ref()).await;
+    let device =
+        |serial: &str, model: &str, source: Option<&str>, added_at: Option<i64>| DeviceRecord {
+            serial: serial.into(),
+            model: Some(model.into()),
+            purchase_source_type: source.map(Into::into),
+            added_at,
+            first_seen_at: 1,
+            changed_at: 1,
+            ..DeviceRecord::default()
+        };
+    let all = vec![
+        // The first and last second of March, and the seconds just outside it.
+        device("FIRST", "iPad Air", Some("RESELLER"), Some(MARCH_1)),
+        device(
+            "LAST",
+            "iPad mini",
+            Some("RESELLER"),
+            Some(MARCH_1 + 31 * DAY - 1),
+        ),
+        device(
+            "APRIL",
+            "iPad Air",
+            Some("RESELLER"),
+            Some(MARCH_1 + 31 * DAY),
+        ),
+        device("FEBRUARY", "iPad Air", Some("RESELLER"), Some(MARCH_1 - 1)),
+        device(
+            "BOUGHT",
+            "iPad Air",
+            Some("APPLE"),
+            Some(MARCH_1 + 14 * DAY),
+        ),
+        device("BYHAND", "iPad Air", Some("MANUALLY_ADDED"), None),
+        device("NOSOURCE", "iPad Air", None, Some(MARCH_1 + 2 * DAY)),
+        DeviceRecord {
+            absent_since: Some(MARCH_1 + 20 * DAY),
+            ..device(
+                "RELEASED",
+                "iPad Air",
+                Some("RESELLER"),
+                Some(MARCH_1 + 9 * DAY),
+            )
+        },
+    ];
+    insert_devices(ctx, org, &all).await;
+    let index = DeviceIndex::new();
+    let store = store.as_ref();
+    let march = [("added_from", "2024-03-01"), ("added_to", "2024-03-31")];
+
+    let resellers_in_march = [&[("source", "RESELLER")][..], &march[..]].concat();
+    assert_eq!(
+        serials_for(store, &index, org, &all, &resellers_in_march).await,
+        ["FIRST", "LAST"],
+        "both days included, in UTC; released devices left out"
+    );
+    let with_model = [&resellers_in_march[..], &[("model", "iPad Air")][..]].concat();
+    assert_eq!(
+        serials_for(store, &index, org, &all, &with_model).await,
+        ["FIRST"]
+    );
+    assert_eq!(
+        serials_for(store, &index, org, &all, &[("source", "MANUALLY_ADDED")]).await,
+        ["BYHAND"]
+    );
+    assert_eq!(
+        serials_for(store, &index, org, &all, &[("source", "APPLE")]).await,
+        ["BOUGHT"]
+    );
+    // A device without an added date fails any date filter.
+    assert_eq!(
+        serials_for(store, &index, org, &all, &[("added_from", "2000-01-01")]).await,
+        ["APRIL", "BOUGHT", "FEBRUARY", "FIRST", "LAST", "NOSOURCE"]
+    );
+    assert_eq!(
+        serials_for(store, &index, org, &all, &[("added_to", "2024-02-29")]).await,
+        ["FEBRUARY"]
+    );
+    let released_too = [&resellers_in_march[..], &[("absent", "1")][..]].concat();
+    assert_eq!(
+        serials_for(store, &index, org, &all, &released_too).await,
+        ["FIRST", "LAST", "RELEASED"]
+    );
+    assert_eq!(
+        serials_for(store, &index, org, &all, &[("model", "iPad")]).await,
+        Vec::<String>::new(),
+        "the model is compared whole"
+    );
+}
+
+/// The distinct models of present devices, by the rule the model list follows.
+fn present_models(all: &[DeviceRecord]) -> Vec<String> {
+    let mut models: Vec<String> = all
+        .iter()
+        .filter(|d| d.absent_since.is_none())
+        .filter_map(|d| d.model.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    sort_models(&mut models);
+    models
+}
+
+async fn the_model_choices_are_the_models_of_present_devices(ctx: &Ctx) {
+    let store = ctx.store.clone();
+    let (org, other) = (
+        new_org(store.as_ref()).await,
+        other_org(store.as_ref()).await,
+    );
+    let mut all = corpus(9, 400);
+    // A model only released devices have, and devices without a model.
+    all[0].model = Some("Apple Newton".into());
+    all[0].absent_since = Some(1_710_000_000);
+    all[1].model = None;
+    all[1].absent_since = None;
+    insert_devices(ctx, org, &all).await;
+    let elsewhere = DeviceRecord {
+        model: Some("Other Org Model".into()),
+        absent_since: None,
+        ..all[2].clone()
+    };
+    insert_devices(ctx, other, &[elsewhere]).await;
+
+    let expected = present_models(&all);
+    assert!(!expected.iter().any(|m| m == "Apple Newton"));
+    assert_eq!(expected.len(), MODELS.len(), "{expected:?}");
+    assert_eq!(
+        expected.first().map(String::as_str),
+        Some("Apple TV 4K"),
+        "case-insensitive order: {expected:?}"
+    );
+    assert_eq!(store.device_models(org).await.unwrap(), expected, "SQL");
+    let index = DeviceIndex::new();
+    assert_eq!(
+        index.models(store.as_ref(), org).await.unwrap(),
+        expected,
+        "index"
+    );
+
+    // The sync releases every iPhone 15 and adds a new model; both lists follow.
+    let mut changed: Vec<DeviceRecord> = all
+        .iter_mut()
+        .filter(|d| d.model.as_deref() == Some("iPhone 15") && d.absent_since.is_none())
+        .map(|d| {
+            d.absent_since = Some(1_720_000_000);
+            d.clone()
+        })
+        .collect();
+    assert!(!changed.is_empty());
+    let mut vision = corpus(10, 1).remove(0);
+    vision.serial = "VISIONPRO001".into();
+    vision.model = Some("Apple Vision Pro".into());
+    vision.absent_since = None;
+    changed.push(vision.clone());
+    all.push(vision);
+    insert_devices(ctx, org, &changed).await;
+    index.apply(org, &changed);
+    let expected = present_models(&all);
+    assert!(expected.iter().any(|m| m == "Apple Vision Pro"));
+    assert!(!expected.iter().any(|m| m == "iPhone 15"));
+    assert_eq!(store.device_models(org).await.unwrap(), expected, "SQL");
+    assert_eq!(
+        index.models(store.as_ref(), org).await.unwrap(),
+        expected,
+        "index after apply"
     );
 }

@@ -1,12 +1,13 @@
 // The helpdesk's question, "where is serial X?", in both projects (JavaScript off and
 // hydrated): a helpdesk user signs in, types part of a serial, sees the device appear,
 // exports exactly the filtered list as CSV, and opens the device's record, whose AppleCare
-// coverage and Activation Lock are fetched from Apple on demand. The data is the demo
-// organization, synced from the built-in simulator when the server starts.
+// coverage and Activation Lock are fetched from Apple on demand; and anyone narrows the list
+// by purchase source, days added and model. The data is the demo organization, synced from
+// the built-in simulator when the server starts.
 import { readFileSync } from "node:fs";
 import { test, expect } from "../fixtures/orchard";
 import { signInAtProvider } from "../fixtures/auth";
-import { signInAfterSync } from "../fixtures/demo";
+import { exportRows, signInAfterSync } from "../fixtures/demo";
 
 test("helpdesk finds a device while typing, exports the filtered list and opens the device", async ({
   page,
@@ -32,8 +33,17 @@ test("helpdesk finds a device while typing, exports the filtered list and opens 
     await expect(box).not.toBeFocused();
     await page.keyboard.press("/");
     await expect(box).toBeFocused();
-    // Results follow the typing, with no button pressed.
-    await box.pressSequentially(part, { delay: 40 });
+    // Results follow the typing, with no button pressed. A pause after two characters: the
+    // URL and the list follow them, and the search box stays as it is, focused, so the
+    // keyboard's next characters land in it (the page was opened without `org`, which the
+    // first update adds).
+    const start = part.slice(0, 2);
+    await box.pressSequentially(start);
+    await expect(page).toHaveURL(new RegExp(`[?&]q=${start}(&|$)`));
+    await expect(page.getByTestId("result-count")).not.toHaveText(/^500 devices/);
+    await expect(box).toBeFocused();
+    await expect(box).toHaveValue(start);
+    await page.keyboard.type(part.slice(2), { delay: 40 });
     await expect(page).toHaveURL(new RegExp(`[?&]q=${part}(&|$)`));
   } else {
     await box.fill(part);
@@ -97,4 +107,66 @@ test("a bad filter in the URL is explained, not a crash", async ({ page, shell }
   await shell.ready();
   await expect(page.getByRole("alert")).toContainText("unknown sort `sideways`");
   await expect(page.getByRole("searchbox", { name: /Serial number, model/ })).toBeVisible();
+});
+
+test("a person narrows the list by purchase source, days added and model, and the URL keeps them", async ({
+  page,
+  shell,
+  javaScriptEnabled,
+  expectAccessible,
+}) => {
+  await signInAfterSync(page, shell, "hank");
+  const form = page.getByRole("search");
+  const org = (await form.locator("input[name=org]").getAttribute("value"))!;
+  const all = exportRows(await (await page.request.get(`/devices/export.csv?org=${org}`)).text());
+  // The middle half of the days on which resellers' devices were added.
+  const days = all
+    .filter((d) => d.source === "RESELLER")
+    .map((d) => d.added)
+    .sort();
+  const [from, until] = [days[Math.floor(days.length / 4)], days[Math.floor((days.length * 3) / 4)]];
+  const inRange = all.filter((d) => d.source === "RESELLER" && d.added >= from && d.added <= until);
+  expect(inRange.length).toBeGreaterThan(1);
+  expect(inRange.length).toBeLessThan(days.length);
+
+  await form.getByLabel("Purchase source", { exact: true }).selectOption({ label: "Reseller" });
+  await form.getByLabel("Added from", { exact: true }).fill(from);
+  await form.getByLabel("Added until", { exact: true }).fill(until);
+  if (!javaScriptEnabled) await form.getByRole("button", { name: "Search", exact: true }).click();
+
+  const param = (name: string) => new URL(page.url()).searchParams.get(name);
+  await expect.poll(() => [param("source"), param("added_from"), param("added_to")]).toEqual(["RESELLER", from, until]);
+  const count = page.getByTestId("result-count");
+  const rows = page.locator("tbody tr");
+  const expectList = async (expected: typeof all) => {
+    const n = expected.length;
+    await expect(count).toHaveText(n === 1 ? "1 device matches." : new RegExp(`^${n} devices match`));
+    await expect(rows).toHaveCount(Math.min(n, 50));
+    const wanted = new Set(expected.map((d) => d.serial));
+    const shown = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-serial")));
+    expect(shown.filter((s) => !wanted.has(s!))).toEqual([]);
+  };
+  await expectList(inRange);
+  await expectAccessible();
+
+  // The export link carries the same filter.
+  const downloading = page.waitForEvent("download");
+  await page.getByRole("link", { name: "Export CSV" }).click();
+  const exported = exportRows(readFileSync((await (await downloading).path())!, "utf8"));
+  expect(exported.map((d) => d.serial).sort()).toEqual(inRange.map((d) => d.serial).sort());
+
+  // A model narrows it further.
+  const model = inRange[0].model;
+  await form.getByLabel("Model", { exact: true }).selectOption({ label: model });
+  if (!javaScriptEnabled) await form.getByRole("button", { name: "Search", exact: true }).click();
+  await expect.poll(() => param("model")).toBe(model);
+  await expectList(inRange.filter((d) => d.model === model));
+
+  // The URL is the whole filter: opened again, the form shows it.
+  await shell.goto(page.url());
+  await expect(form.getByLabel("Purchase source", { exact: true })).toHaveValue("RESELLER");
+  await expect(form.getByLabel("Added from", { exact: true })).toHaveValue(from);
+  await expect(form.getByLabel("Added until", { exact: true })).toHaveValue(until);
+  await expect(form.getByLabel("Model", { exact: true })).toHaveValue(model);
+  await expectList(inRange.filter((d) => d.model === model));
 });

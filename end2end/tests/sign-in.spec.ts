@@ -89,10 +89,13 @@ test("SSO signs in through the identity provider and maps groups to roles", asyn
   await expect(shell.navLink("Settings")).toHaveCount(0);
   const settings = await page.goto("/settings");
   expect(settings?.status()).toBe(403);
+  await expect(page.getByRole("alert")).toContainText("Your role does not allow this.");
   // The SSO settings page calls an instance-administration server function: refused too.
   const sso = await page.goto("/settings/sso");
   expect(sso?.status()).toBe(403);
-  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Not allowed");
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Settings");
+  await expect(page.getByRole("alert")).toContainText("Not allowed");
+  await expect(page.getByRole("alert")).toContainText("Your role does not allow this.");
 });
 
 test("a replayed SSO callback is refused with a plain message", async ({ page, shell }) => {

@@ -100,3 +100,60 @@ async fn the_export_streams_exactly_the_filtered_devices_to_roles_that_may_expor
             .starts_with("/login")
     );
 }
+
+/// Pages that cannot show what was asked say why where their content would be, with the
+/// status the error calls for, on every request: an error thrown to the error boundary
+/// during server rendering sometimes came out as a bare heading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_and_missing_pages_say_why_in_place_with_their_status() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("Explainers").await;
+    mirror(&app, org, &[device("C02EXPLAIN01", "MacBook Air", "Mac")]).await;
+    let outsider = app.user_with_role("otto", org, None).await;
+    let viewer = app.user_with_role("vera", org, Some(Role::Viewer)).await;
+    let helpdesk = app.user_with_role("hank", org, Some(Role::Helpdesk)).await;
+    let operator = app.user_with_role("olga", org, Some(Role::Operator)).await;
+    let refused = (StatusCode::FORBIDDEN, "Your role does not allow this.");
+    let no_job = (StatusCode::NOT_FOUND, "This job was not found.");
+    let cases = [
+        (&outsider, format!("/devices?org={org}"), refused),
+        (
+            &outsider,
+            format!("/devices/C02EXPLAIN01?org={org}"),
+            refused,
+        ),
+        (
+            &viewer,
+            format!("/devices/NOSUCHSERIAL?org={org}"),
+            (
+                StatusCode::NOT_FOUND,
+                "A device with serial number NOSUCHSERIAL was not found.",
+            ),
+        ),
+        (&viewer, format!("/services?org={org}"), refused),
+        (&helpdesk, "/settings".to_owned(), refused),
+        (&helpdesk, "/settings/users".to_owned(), refused),
+        (&helpdesk, "/settings/sso".to_owned(), refused),
+        (&helpdesk, "/settings/audit".to_owned(), refused),
+        (&helpdesk, format!("/settings/organizations/{org}"), refused),
+        // The wizard's and jobs' pages, which showed failures in place first.
+        (&helpdesk, format!("/assign?org={org}"), refused),
+        (&operator, format!("/jobs/999999?org={org}"), no_job),
+    ];
+    for _ in 0..5 {
+        for (browser, path, (status, message)) in &cases {
+            let response = browser.get(path).await;
+            assert_eq!(response.status(), *status, "{path}");
+            let body = response.text().await.unwrap();
+            assert!(
+                body.contains(r#"role="alert""#) && body.contains(message),
+                "{path}: no alert saying {message:?} in {body}"
+            );
+        }
+    }
+    // The device exists for those who may see it.
+    let page = viewer
+        .get(&format!("/devices/C02EXPLAIN01?org={org}"))
+        .await;
+    assert_eq!(page.status(), StatusCode::OK);
+}

@@ -16,8 +16,8 @@ use crate::model::devices::{
 };
 
 /// One page of the device list. `query` is the page's URL query string (`q`, `family`,
-/// `status`, `service`, `source`, `added_from`, `added_to`, `absent`, `sort`, `after`,
-/// `limit`; see `backend::mirror::search::DeviceQuery::from_params`).
+/// `model`, `status`, `service`, `source`, `added_from`, `added_to`, `absent`, `sort`,
+/// `after`, `limit`; see `backend::mirror::search::DeviceQuery::from_params`).
 #[server(input = GetUrl, prefix = "/api")]
 pub async fn list_devices(
     #[server(default)] org: Option<String>,
@@ -62,7 +62,8 @@ pub async fn list_devices(
     })
 }
 
-/// The organization and the service choices of the device list's filter form.
+/// The organization and the service and model choices of the device list's filter form.
+/// The models come from the in-memory search index, not a scan of the mirror.
 #[server(input = GetUrl, prefix = "/api")]
 pub async fn get_device_filters(
     #[server(default)] org: Option<String>,
@@ -73,8 +74,11 @@ pub async fn get_device_filters(
 
     let (_, org) = ssr::organization(org.as_deref(), Permission::ViewDevices).await?;
     let state = crate::ssr::state()?;
-    let services = state.store.service_names(org.id).await?;
+    let store = state.store.as_ref();
+    let services = store.service_names(org.id).await?;
+    let models = state.index.models(store, org.id).await?;
     Ok(DeviceFilterChoices {
+        models,
         services: services
             .into_iter()
             .filter(|s| s.absent_since.is_none())

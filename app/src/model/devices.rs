@@ -66,12 +66,21 @@ pub struct DeviceList {
     pub may_assign: bool,
 }
 
-/// What the device list's filter form offers: the organization and its services.
+/// What the device list's filter form offers: the organization, its services, and the
+/// models of its present devices (by name, ignoring case).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceFilterChoices {
     pub org: OrgRef,
     pub services: Vec<ServiceChoice>,
+    pub models: Vec<String>,
 }
+
+/// Apple's purchase source types (the `source` filter) with what the pages call them.
+pub const PURCHASE_SOURCES: [(&str, &str); 3] = [
+    ("APPLE", "Apple"),
+    ("RESELLER", "Reseller"),
+    ("MANUALLY_ADDED", "Added manually"),
+];
 
 /// A device's full record, as the mirror holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,7 +28,7 @@ use crate::model::assign::{
 };
 use crate::model::devices::{freshness_line, thousands};
 use crate::model::query_escape;
-use crate::pages::error::InlineError;
+use crate::pages::error::ErrorInPlace;
 
 /// Largest file read into the text area, in bytes (the server's limit).
 const MAX_FILE_BYTES: f64 = 12.0 * 1024.0 * 1024.0;
@@ -125,15 +125,19 @@ pub fn AssignPage() -> impl IntoView {
         },
         |(org, serials, filter)| get_assign_start(org, serials, filter),
     );
+    let failed = ErrorInPlace::here();
     view! {
         <WizardHead step=1/>
         <Suspense fallback=|| view! { <p class="status-line">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match start.await {
-                    Ok(start) => view! { <StartView start/> }.into_any(),
-                    Err(error) => view! { <InlineError error/> }.into_any(),
-                }
-            })}
+            {move || {
+                let failed = failed.clone();
+                Suspend::new(async move {
+                    match start.await {
+                        Ok(start) => view! { <StartView start/> }.into_any(),
+                        Err(error) => failed.render(error).into_any(),
+                    }
+                })
+            }}
         </Suspense>
     }
 }
@@ -350,15 +354,19 @@ fn DevicesForm(
 pub fn DraftInputPage() -> impl IntoView {
     let draft = draft_param();
     let data = Resource::new(move || draft.get(), get_draft_input);
+    let failed = ErrorInPlace::here();
     view! {
         <WizardHead step=1/>
         <Suspense fallback=|| view! { <p class="status-line">"Loading the draft…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Ok(view) => view! { <DraftInputBody view/> }.into_any(),
-                    Err(error) => view! { <InlineError error/> }.into_any(),
-                }
-            })}
+            {move || {
+                let failed = failed.clone();
+                Suspend::new(async move {
+                    match data.await {
+                        Ok(view) => view! { <DraftInputBody view/> }.into_any(),
+                        Err(error) => failed.render(error).into_any(),
+                    }
+                })
+            }}
         </Suspense>
     }
 }
@@ -397,15 +405,19 @@ fn DraftInputBody(view: DraftInputView) -> impl IntoView {
 pub fn ActionPage() -> impl IntoView {
     let draft = draft_param();
     let data = Resource::new(move || draft.get(), get_action_choices);
+    let failed = ErrorInPlace::here();
     view! {
         <WizardHead step=2/>
         <Suspense fallback=|| view! { <p class="status-line">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Ok(choices) => view! { <ActionView choices/> }.into_any(),
-                    Err(error) => view! { <InlineError error/> }.into_any(),
-                }
-            })}
+            {move || {
+                let failed = failed.clone();
+                Suspend::new(async move {
+                    match data.await {
+                        Ok(choices) => view! { <ActionView choices/> }.into_any(),
+                        Err(error) => failed.render(error).into_any(),
+                    }
+                })
+            }}
         </Suspense>
     }
 }
@@ -611,6 +623,7 @@ pub fn PreviewPage() -> impl IntoView {
         },
         |(draft, group, page)| get_preview(draft, group, page),
     );
+    let failed = ErrorInPlace::here();
     view! {
         <WizardHead step=3/>
         <Transition fallback=|| view! { <p class="status-line">"Computing the preview…"</p> }>
@@ -627,7 +640,7 @@ pub fn PreviewPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(error) => view! { <InlineError error/> }.into_any(),
+                        Err(error) => failed.render(error).into_any(),
                     })
             }}
         </Transition>

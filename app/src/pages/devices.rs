@@ -19,11 +19,13 @@ use crate::api::{
 use crate::components::fields::explain;
 use crate::error::AppError;
 use crate::model::devices::{
-    AppleEvent, CoverageFacts, DeviceCoverage, DeviceDetail, DeviceList, DeviceRow, LockState,
-    ServiceList, ago, day, freshness_line, payment_label, thousands,
+    AppleEvent, CoverageFacts, DeviceCoverage, DeviceDetail, DeviceFilterChoices, DeviceList,
+    DeviceRow, LockState, PURCHASE_SOURCES, ServiceList, ago, day, freshness_line, payment_label,
+    thousands,
 };
 use crate::model::jobs::{DeviceHistory, outcome_label, status_label};
 use crate::model::query_escape;
+use crate::pages::error::ErrorInPlace;
 
 /// Apple's product families, as the filter offers them.
 const FAMILIES: [&str; 6] = ["iPhone", "iPad", "Mac", "AppleTV", "Watch", "Vision"];
@@ -68,19 +70,32 @@ pub fn DevicesPage() -> impl IntoView {
         |(org, search)| list_devices(org, search),
     );
     // The form has its own data, which depends on the organization only: it stays mounted
-    // while the results change, so typing is never interrupted.
-    let choices = Resource::new(org, get_device_filters);
+    // while the results change, so typing is never interrupted. A page opened without
+    // `org` gains it from the form's first navigation; that is the organization the form
+    // already shows, so it must not load the form again (which would replace the search
+    // box being typed in, and lose the keystrokes after the first pause).
+    let form_org = RwSignal::new(None::<String>);
+    let form_key = Memo::new(move |previous: Option<&Option<String>>| {
+        let wanted = org();
+        match previous {
+            Some(previous) if wanted.is_some() && wanted == form_org.get_untracked() => {
+                previous.clone()
+            }
+            _ => wanted,
+        }
+    });
+    let choices = Resource::new(move || form_key.get(), get_device_filters);
+    let failed = ErrorInPlace::here();
     view! {
         <Title text="Devices · Orchard"/>
         <h1>"Devices"</h1>
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
-                choices
-                    .await
-                    .map(|c| {
-                        let services = c.services.into_iter().map(|s| (s.id, s.name)).collect();
-                        view! { <SearchForm org=c.org.id services/> }
-                    })
+                // On failure the list below, loaded with the same role check, shows why.
+                choices.await.ok().map(|choices| {
+                    form_org.set(Some(choices.org.id.clone()));
+                    view! { <SearchForm choices/> }
+                })
             })}
         </Suspense>
         <Transition fallback=|| view! { <p class="status-line">"Loading devices…"</p> }>
@@ -92,7 +107,7 @@ pub fn DevicesPage() -> impl IntoView {
                             view! { <p class="form-error" role="alert">{explain(&error)}</p> }
                                 .into_any()
                         }
-                        Err(error) => Err::<(), _>(error).into_view().into_any(),
+                        Err(error) => failed.render(error).into_any(),
                     })
             }}
         </Transition>
@@ -246,7 +261,13 @@ fn device_row(org: &str, row: DeviceRow, selectable: bool) -> impl IntoView + us
 
 /// The search box and filters: a GET form that also drives the list while typing.
 #[component]
-fn SearchForm(org: String, services: Vec<(String, String)>) -> impl IntoView {
+fn SearchForm(choices: DeviceFilterChoices) -> impl IntoView {
+    let DeviceFilterChoices {
+        org,
+        services,
+        models,
+    } = choices;
+    let org = org.id;
     let query = use_query_map();
     let value = move |name: &str| query.with_untracked(|q| q.get(name).unwrap_or_default());
     let families: Vec<String> = query.with_untracked(|q| q.get_all("family").unwrap_or_default());
@@ -254,6 +275,20 @@ fn SearchForm(org: String, services: Vec<(String, String)>) -> impl IntoView {
     let status = value("status");
     let service = value("service");
     let sort = value("sort");
+    let model = value("model");
+    let source = value("source");
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(v, label)| ((*v).to_owned(), (*label).to_owned()))
+            .collect()
+    };
+    let statuses = pairs(&[("assigned", "Assigned"), ("unassigned", "Unassigned")]);
+    let services: Vec<(String, String)> =
+        std::iter::once(("none".to_owned(), "No service".to_owned()))
+            .chain(services.into_iter().map(|s| (s.id, s.name)))
+            .collect();
+    let models: Vec<(String, String)> = models.into_iter().map(|m| (m.clone(), m)).collect();
+    let sources = pairs(&PURCHASE_SOURCES);
     let input = NodeRef::<leptos::html::Input>::new();
     let form = NodeRef::<leptos::html::Form>::new();
     follow_typing(input, form);
@@ -291,27 +326,17 @@ fn SearchForm(org: String, services: Vec<(String, String)>) -> impl IntoView {
                     })
                     .collect_view()}
             </fieldset>
+            <FilterSelect id="device-status" name="status" label="Status" choices=statuses current=status/>
+            <FilterSelect id="device-service" name="service" label="Service" choices=services current=service/>
+            <FilterSelect id="device-model" name="model" label="Model" choices=models current=model/>
+            <FilterSelect id="device-source" name="source" label="Purchase source" choices=sources current=source/>
             <div class="form-field">
-                <label for="device-status">"Status"</label>
-                <select id="device-status" name="status">
-                    <option value="">"Any"</option>
-                    <option value="assigned" selected=chosen(&status, "assigned")>"Assigned"</option>
-                    <option value="unassigned" selected=chosen(&status, "unassigned")>"Unassigned"</option>
-                </select>
+                <label for="device-added-from">"Added from"</label>
+                <input id="device-added-from" type="date" name="added_from" value=value("added_from")/>
             </div>
             <div class="form-field">
-                <label for="device-service">"Service"</label>
-                <select id="device-service" name="service">
-                    <option value="">"Any"</option>
-                    <option value="none" selected=chosen(&service, "none")>"No service"</option>
-                    {services
-                        .into_iter()
-                        .map(|(id, name)| {
-                            let selected = id == service;
-                            view! { <option value=id selected=selected>{name}</option> }
-                        })
-                        .collect_view()}
-                </select>
+                <label for="device-added-to">"Added until"</label>
+                <input id="device-added-to" type="date" name="added_to" value=value("added_to")/>
             </div>
             <div class="form-field">
                 <label for="device-sort">"Order"</label>
@@ -334,8 +359,40 @@ fn SearchForm(org: String, services: Vec<(String, String)>) -> impl IntoView {
     }
 }
 
-/// With JavaScript: the list follows the search box after a pause in typing, and the filters
-/// as soon as they change; "/" focuses the search box. Without it the form's button submits.
+/// A filter's `<select>`: "Any", then `choices` (value, label). A value from the URL that
+/// the choices lack (a released model, an older link) is offered too, so submitting the
+/// form keeps the filter the list shows.
+#[component]
+fn FilterSelect(
+    id: &'static str,
+    name: &'static str,
+    label: &'static str,
+    mut choices: Vec<(String, String)>,
+    current: String,
+) -> impl IntoView {
+    if !current.is_empty() && !choices.iter().any(|(v, _)| *v == current) {
+        choices.push((current.clone(), current.clone()));
+    }
+    view! {
+        <div class="form-field">
+            <label for=id>{label}</label>
+            <select id=id name=name>
+                <option value="">"Any"</option>
+                {choices
+                    .into_iter()
+                    .map(|(value, text)| {
+                        let selected = value == current;
+                        view! { <option value=value selected=selected>{text}</option> }
+                    })
+                    .collect_view()}
+            </select>
+        </div>
+    }
+}
+
+/// With JavaScript: the list follows the search box and the dates after a pause in typing,
+/// and the other filters as soon as they change; "/" focuses the search box. Without it the
+/// form's button submits.
 #[cfg(feature = "hydrate")]
 fn follow_typing(input: NodeRef<leptos::html::Input>, form: NodeRef<leptos::html::Form>) {
     use leptos::ev;
@@ -373,32 +430,41 @@ fn follow_typing(input: NodeRef<leptos::html::Input>, form: NodeRef<leptos::html
             );
         }
     };
-    let go_typing = go.clone();
-    Effect::new(move |_| {
-        let Some(field) = input.get() else { return };
-        let go = go_typing.clone();
-        let typed = move |_: web_sys::Event| {
+    // After a pause: typing, and dates (which change with each digit of the year).
+    let after_pause = {
+        let go = go.clone();
+        move || {
             if let Some(handle) = pending.get_value() {
                 handle.clear();
             }
-            let go = go.clone();
-            pending.set_value(set_timeout_with_handle(go, TYPING_PAUSE).ok());
-        };
-        let on_input = wasm_bindgen::closure::Closure::<dyn Fn(web_sys::Event)>::new(typed);
+            pending.set_value(set_timeout_with_handle(go.clone(), TYPING_PAUSE).ok());
+        }
+    };
+    let typing = after_pause.clone();
+    Effect::new(move |_| {
+        let Some(field) = input.get() else { return };
+        let typing = typing.clone();
+        let on_input = wasm_bindgen::closure::Closure::<dyn Fn(web_sys::Event)>::new(
+            move |_: web_sys::Event| typing(),
+        );
         let _ = field.add_event_listener_with_callback("input", on_input.as_ref().unchecked_ref());
         on_input.forget();
     });
     Effect::new(move |_| {
         let Some(form) = form.get() else { return };
         let go_changed = go.clone();
+        let after_pause = after_pause.clone();
         let changed = wasm_bindgen::closure::Closure::<dyn Fn(web_sys::Event)>::new(
             move |event: web_sys::Event| {
-                let is_search_box = event
+                let kind = event
                     .target()
                     .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-                    .is_some_and(|i| i.type_() == "search");
-                if !is_search_box {
-                    go_changed();
+                    .map(|i| i.type_());
+                match kind.as_deref() {
+                    // The search box follows its `input` events.
+                    Some("search") => {}
+                    Some("date") => after_pause(),
+                    _ => go_changed(),
                 }
             },
         );
@@ -452,6 +518,7 @@ pub fn DevicePage() -> impl IntoView {
         |(org, serial)| get_device(org, serial),
     );
     provide_context(ReloadDevice(device));
+    let failed = ErrorInPlace::here();
     view! {
         <Title text="Device · Orchard"/>
         // A transition: reloading after "Refresh from Apple" keeps the page in view.
@@ -459,7 +526,15 @@ pub fn DevicePage() -> impl IntoView {
             {move || {
                 device.get().map(|result| match result {
                     Ok(device) => view! { <DeviceView device/> }.into_any(),
-                    Err(error) => Err::<(), _>(error).into_view().into_any(),
+                    Err(error) => {
+                        let serial = params.with(|p| p.get("serial").unwrap_or_default());
+                        view! {
+                            <p class="breadcrumb"><a href="/devices">"Devices"</a></p>
+                            <h1 class="mono">{serial}</h1>
+                            {failed.render(error)}
+                        }
+                            .into_any()
+                    }
                 })
             }}
         </Transition>
@@ -827,6 +902,7 @@ fn CoverageFactsView(facts: CoverageFacts) -> impl IntoView {
 pub fn ServicesPage() -> impl IntoView {
     let query = use_query_map();
     let list = Resource::new(move || query.with(|q| q.get("org")), list_services);
+    let failed = ErrorInPlace::here();
     view! {
         <Title text="Device management services · Orchard"/>
         <h1>"Device management services"</h1>
@@ -834,7 +910,7 @@ pub fn ServicesPage() -> impl IntoView {
             {move || {
                 list.get().map(|result| match result {
                     Ok(list) => view! { <ServicesView list/> }.into_any(),
-                    Err(error) => Err::<(), _>(error).into_view().into_any(),
+                    Err(error) => failed.render(error).into_any(),
                 })
             }}
         </Suspense>

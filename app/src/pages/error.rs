@@ -68,8 +68,8 @@ pub fn ErrorPage(errors: ArcRwSignal<Errors>) -> impl IntoView {
 /// An error shown where a page's content would have been: the alert of [`ErrorPage`]
 /// under the page's own heading. Pages render a failed resource with it instead of throwing
 /// to the boundary: during server rendering, an error thrown from a resolved `Suspense`
-/// sometimes reached no boundary and the page came out without its message. The status is
-/// set where the error arose (e.g. the role check).
+/// sometimes reached no boundary and the page came out without its message. Pages use it
+/// through [`ErrorInPlace`], which also sets the response's status.
 #[component]
 pub fn InlineError(error: AppError) -> impl IntoView {
     view! {
@@ -77,5 +77,43 @@ pub fn InlineError(error: AppError) -> impl IntoView {
             <p><strong>{error.title()}</strong></p>
             <p>{error.to_string()}</p>
         </section>
+    }
+}
+
+/// A page's way to show a failed resource in place with the status the error boundary
+/// would have set: taken while the page component runs, where the request's context is
+/// reachable (see [`set_status`]), and used where the failure is rendered, which during
+/// server rendering can be an async resolution without that context. Refusals already
+/// set their status in the role check; this covers the rest (404, 500, …) too.
+#[derive(Clone, Default)]
+pub struct ErrorInPlace {
+    #[cfg(feature = "ssr")]
+    response: Option<leptos_axum::ResponseOptions>,
+}
+
+impl ErrorInPlace {
+    pub fn here() -> Self {
+        Self {
+            #[cfg(feature = "ssr")]
+            response: use_context::<leptos_axum::ResponseOptions>(),
+        }
+    }
+
+    /// Sets the response's status for `error` (on the server; the worst one when a page
+    /// shows several failures) and renders [`InlineError`].
+    pub fn render(&self, error: AppError) -> impl IntoView + use<> {
+        #[cfg(feature = "ssr")]
+        if let Some(response) = &self.response
+            && let Ok(status) = http::StatusCode::from_u16(error.status())
+        {
+            let mut parts = response
+                .0
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if parts.status.is_none_or(|set| set < status) {
+                parts.status = Some(status);
+            }
+        }
+        view! { <InlineError error/> }
     }
 }

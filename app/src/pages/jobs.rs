@@ -25,7 +25,7 @@ use crate::model::jobs::{
     ConfirmView, JobList, JobSummary, JobView, ResultPage, outcome_label, status_label,
 };
 use crate::model::query_escape;
-use crate::pages::error::InlineError;
+use crate::pages::error::ErrorInPlace;
 
 /// How often a running job's page asks for news.
 #[cfg(feature = "hydrate")]
@@ -40,13 +40,14 @@ fn org_param() -> Memo<String> {
 pub fn ConfirmPage() -> impl IntoView {
     let draft = draft_param();
     let view = Resource::new(move || draft.get(), get_confirmation);
+    let failed = ErrorInPlace::here();
     view! {
         <WizardHead step=4/>
         <Suspense fallback=|| view! { <p class="status-line">"Reading the plan…"</p> }>
             {move || {
                 view.get().map(|result| match result {
                     Ok(view) => view! { <ConfirmForm view/> }.into_any(),
-                    Err(error) => view! { <InlineError error/> }.into_any(),
+                    Err(error) => failed.render(error).into_any(),
                 })
             }}
         </Suspense>
@@ -149,6 +150,7 @@ pub fn JobsPage() -> impl IntoView {
         },
         |(org, before)| list_jobs(org, before),
     );
+    let failed = ErrorInPlace::here();
     view! {
         <Title text="Jobs · Orchard"/>
         <h1>"Jobs"</h1>
@@ -156,7 +158,7 @@ pub fn JobsPage() -> impl IntoView {
             {move || {
                 list.get().map(|result| match result {
                     Ok(list) => view! { <JobListView list/> }.into_any(),
-                    Err(error) => view! { <InlineError error/> }.into_any(),
+                    Err(error) => failed.render(error).into_any(),
                 })
             }}
         </Suspense>
@@ -273,6 +275,8 @@ pub fn JobPage() -> impl IntoView {
             on_cleanup(move || handle.clear());
         }
     }
+    let failed = ErrorInPlace::here();
+    let results_failed = failed.clone();
     view! {
         <Title text=move || format!("Job #{} · Orchard", id.get())/>
         <h1>{move || format!("Job #{}", id.get())}</h1>
@@ -280,7 +284,7 @@ pub fn JobPage() -> impl IntoView {
             {move || {
                 job.get().map(|result| match result {
                     Ok(view) => view! { <JobProgressView view cancel/> }.into_any(),
-                    Err(error) => view! { <InlineError error/> }.into_any(),
+                    Err(error) => failed.render(error).into_any(),
                 })
             }}
         </Transition>
@@ -291,7 +295,7 @@ pub fn JobPage() -> impl IntoView {
                         <ResultsView org=org.get_untracked() job=id.get_untracked() page/>
                     }
                         .into_any(),
-                    Err(error) => view! { <InlineError error/> }.into_any(),
+                    Err(error) => results_failed.render(error).into_any(),
                 })
             }}
         </Transition>

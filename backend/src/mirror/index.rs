@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use super::DeviceRecord;
 use super::search::{
     DeviceCursor, DeviceFilters, DeviceQuery, DeviceSort, SearchPage, contains_folded,
-    is_substring_word, page_of, words,
+    is_substring_word, page_of, sort_models, words,
 };
 use crate::orgs::OrgId;
 use crate::store::{DeviceSearch, Result};
@@ -196,6 +196,20 @@ impl DeviceIndex {
         Some(bytes)
     }
 
+    /// The distinct models of `org`'s present devices, as
+    /// [`DeviceSearch::device_models`] lists them, for the device list's model filter: from
+    /// the index (one pass over a few bytes per device, no database read), or from SQL
+    /// while another task builds the index.
+    pub async fn models(&self, store: &dyn DeviceSearch, org: OrgId) -> Result<Vec<String>> {
+        match self.ready(store, org).await? {
+            Some(index) => Ok(index
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .present_models()),
+            None => store.device_models(org).await,
+        }
+    }
+
     /// The index of `org`, built if missing; `None` while another task builds it.
     async fn ready(
         &self,
@@ -266,6 +280,9 @@ enum Plan {
     /// Candidates to read and check.
     Rows(Vec<String>),
 }
+
+/// Where the model is among the [`low_variety`] fields.
+const MODEL: usize = 0;
 
 /// The low-variety text fields of a device: model, product family, product type, part
 /// number, color, purchase source id.
@@ -557,6 +574,34 @@ impl OrgIndex {
             + self.ident_grams.capacity() * 8
             + postings
             + combos
+    }
+
+    /// The models of present devices: the combinations still in use, then their models.
+    fn present_models(&self) -> Vec<String> {
+        let mut in_use = vec![false; self.combos.len()];
+        for (i, combo) in self.combo.iter().enumerate() {
+            if !self.is_absent(i as u32) {
+                in_use[*combo as usize] = true;
+            }
+        }
+        let mut ids: Vec<u32> = self
+            .combos
+            .iter()
+            .zip(in_use)
+            .filter(|(_, used)| *used)
+            .map(|(key, _)| key[MODEL])
+            .filter(|id| *id != u32::MAX)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut models: Vec<String> = self.dictionaries[MODEL]
+            .ids
+            .iter()
+            .filter(|(_, id)| ids.binary_search(id).is_ok())
+            .map(|(value, _)| value.to_string())
+            .collect();
+        sort_models(&mut models);
+        models
     }
 
     /// Whether `word` might occur in an identifier field of some device.

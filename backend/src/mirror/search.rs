@@ -588,6 +588,17 @@ impl DeviceFilters {
     }
 }
 
+/// Sorts model names for a person choosing one: ignoring ASCII case first ("iMac" beside
+/// "Mac"), then bytewise, so the order is total and the same from every source.
+pub fn sort_models(models: &mut [String]) {
+    models.sort_unstable_by(|a, b| {
+        a.bytes()
+            .map(|c| c.to_ascii_lowercase())
+            .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+            .then_with(|| a.cmp(b))
+    });
+}
+
 /// Sorts, counts and pages `matching` (every device the query matches, any order) by the
 /// rules above. The in-memory path and the tests' oracle share it.
 pub fn page_of(query: &DeviceQuery, mut matching: Vec<DeviceRecord>) -> SearchPage {

@@ -7,7 +7,7 @@ use sqlx::postgres::PgArguments;
 
 use super::search::{Arg, DEVICE_COLUMNS, DeviceRow, DeviceSearch, Dialect, SqlQuery};
 use super::{PostgresStore, Result, StoreError};
-use crate::mirror::search::{DeviceQuery, MirrorSummary, SearchPage, ServiceName};
+use crate::mirror::search::{DeviceQuery, MirrorSummary, SearchPage, ServiceName, sort_models};
 use crate::mirror::{DeviceRecord, ServiceRecord};
 use crate::orgs::OrgId;
 
@@ -157,6 +157,19 @@ impl DeviceSearch for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| StoreError::from_sqlx("service", e))
+    }
+
+    async fn device_models(&self, org: OrgId) -> Result<Vec<String>> {
+        let mut models: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT model FROM mirror_devices \
+             WHERE org_id = $1 AND absent_since IS NULL AND model IS NOT NULL",
+        )
+        .bind(org.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        sort_models(&mut models);
+        Ok(models)
     }
 
     async fn mirror_summary(&self, org: OrgId) -> Result<MirrorSummary> {

@@ -46,6 +46,12 @@ pub trait DeviceSearch: Send + Sync {
     /// results (cheap; [`Self::services`] counts every service's devices).
     async fn service_names(&self, org: OrgId) -> Result<Vec<ServiceName>>;
 
+    /// The distinct models of the organization's present devices, in
+    /// [`crate::mirror::search::sort_models`] order (devices without a model add none).
+    /// Reads every present row: pages ask [`crate::mirror::index::DeviceIndex::models`],
+    /// which answers from memory and comes here only while the index is being built.
+    async fn device_models(&self, org: OrgId) -> Result<Vec<String>>;
+
     /// Device counts and the latest change, for "synced 3 min ago" lines.
     async fn mirror_summary(&self, org: OrgId) -> Result<MirrorSummary>;
 }

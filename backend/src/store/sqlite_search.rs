@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteArguments;
 
 use super::search::{Arg, DEVICE_COLUMNS, DeviceRow, DeviceSearch, Dialect, SqlQuery};
 use super::{Result, SqliteStore, StoreError};
-use crate::mirror::search::{DeviceQuery, MirrorSummary, SearchPage, ServiceName};
+use crate::mirror::search::{DeviceQuery, MirrorSummary, SearchPage, ServiceName, sort_models};
 use crate::mirror::{DeviceRecord, ServiceRecord};
 use crate::orgs::OrgId;
 
@@ -166,6 +166,19 @@ impl DeviceSearch for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| StoreError::from_sqlx("service", e))
+    }
+
+    async fn device_models(&self, org: OrgId) -> Result<Vec<String>> {
+        let mut models: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT model FROM mirror_devices \
+             WHERE org_id = ? AND absent_since IS NULL AND model IS NOT NULL",
+        )
+        .bind(org.0.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        sort_models(&mut models);
+        Ok(models)
     }
 
     async fn mirror_summary(&self, org: OrgId) -> Result<MirrorSummary> {

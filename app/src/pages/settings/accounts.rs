@@ -27,6 +27,7 @@ use crate::api::{
 };
 use crate::error::AppError;
 use crate::model::accounts::{ApiAccount, MAX_ACCOUNTS_PER_ORG, OrganizationAccounts, short_time};
+use crate::pages::error::ErrorInPlace;
 
 /// Largest `.pem` file read into the form, in bytes (the server's limit too).
 const MAX_PEM_FILE_BYTES: f64 = 16.0 * 1024.0;
@@ -94,14 +95,27 @@ pub fn OrganizationPage() -> impl IntoView {
         })
         .expect("the page's row actions outlive its rows")
     });
+    let failed = ErrorInPlace::here();
 
     // The add form stays outside the transition: refetching the list must not clear
     // what someone is typing there.
     view! {
         <Transition fallback=|| view! { <p>"Loading the organization…"</p> }>
-            {move || Suspend::new(async move {
-                data.await.map(|data| view! { <OrganizationView data actions_for/> })
-            })}
+            {move || {
+                let failed = failed.clone();
+                Suspend::new(async move {
+                    match data.await {
+                        Ok(data) => view! { <OrganizationView data actions_for/> }.into_any(),
+                        Err(error) => view! {
+                            <Title text="Settings · Orchard"/>
+                            <p class="breadcrumb"><a href="/settings">"Settings"</a></p>
+                            <h1>"Organization"</h1>
+                            {failed.render(error)}
+                        }
+                            .into_any(),
+                    }
+                })
+            }}
         </Transition>
         <SyncSection org/>
         <AddAccountForm org add/>

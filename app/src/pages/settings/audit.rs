@@ -13,6 +13,7 @@ use super::SettingsNav;
 use crate::api::list_audit;
 use crate::components::fields::explain;
 use crate::model::users::{AuditEntryView, AuditLogPage, ChainStatus};
+use crate::pages::error::ErrorInPlace;
 
 /// The filter fields, in the order of the form and the URL.
 const FILTERS: [&str; 4] = ["actor", "action", "since", "until"];
@@ -33,6 +34,7 @@ pub fn AuditPage() -> impl IntoView {
         },
         |(actor, action, since, until, before)| list_audit(actor, action, since, until, before),
     );
+    let failed = ErrorInPlace::here();
     view! {
         <Title text="Orchard audit log · Orchard"/>
         <SettingsNav/>
@@ -59,7 +61,7 @@ pub fn AuditPage() -> impl IntoView {
                                 }
                                     .into_any()
                             }
-                            Err(error) => Err::<(), _>(error).into_view().into_any(),
+                            Err(error) => failed.render(error).into_any(),
                         }
                     })
             }}

@@ -8,11 +8,13 @@ use leptos_meta::Title;
 use super::{SettingsNav, TextField, action_error, field_error, form_error};
 use crate::api::{CreateOrganization, list_organizations};
 use crate::model::accounts::{OrganizationList, OrganizationSummary};
+use crate::pages::error::ErrorInPlace;
 
 #[component]
 pub fn SettingsPage() -> impl IntoView {
     let create = ServerAction::<CreateOrganization>::new();
     let organizations = Resource::new(move || create.version().get(), |_| list_organizations());
+    let failed = ErrorInPlace::here();
     view! {
         <Title text="Settings · Orchard"/>
         <h1>"Settings"</h1>
@@ -20,11 +22,15 @@ pub fn SettingsPage() -> impl IntoView {
         <section class="settings-section" aria-labelledby="organizations-heading">
             <h2 id="organizations-heading">"Organizations"</h2>
             <Transition fallback=|| view! { <p>"Loading organizations…"</p> }>
-                {move || Suspend::new(async move {
-                    organizations
-                        .await
-                        .map(|list| view! { <OrganizationListing list create/> })
-                })}
+                {move || {
+                    let failed = failed.clone();
+                    Suspend::new(async move {
+                        match organizations.await {
+                            Ok(list) => view! { <OrganizationListing list create/> }.into_any(),
+                            Err(error) => failed.render(error).into_any(),
+                        }
+                    })
+                }}
             </Transition>
         </section>
     }

@@ -8,6 +8,7 @@ use leptos_meta::Title;
 use super::{SettingsNav, TextField, action_error, field_error, form_error};
 use crate::api::{AddSsoRule, DeleteSsoRule, get_sso_settings};
 use crate::model::sso::{SsoRule, SsoSettings};
+use crate::pages::error::ErrorInPlace;
 
 /// The roles a rule can grant, most powerful first.
 const ROLES: [&str; 4] = ["admin", "operator", "helpdesk", "viewer"];
@@ -20,14 +21,21 @@ pub fn SsoSettingsPage() -> impl IntoView {
         move || (add.version().get(), remove.version().get()),
         |_| get_sso_settings(),
     );
+    let failed = ErrorInPlace::here();
     view! {
         <Title text="Single sign-on · Settings · Orchard"/>
         <h1>"Settings"</h1>
         <SettingsNav/>
         <Transition fallback=|| view! { <p>"Loading single sign-on settings…"</p> }>
-            {move || Suspend::new(async move {
-                settings.await.map(|settings| view! { <SsoView settings add remove/> })
-            })}
+            {move || {
+                let failed = failed.clone();
+                Suspend::new(async move {
+                    match settings.await {
+                        Ok(settings) => view! { <SsoView settings add remove/> }.into_any(),
+                        Err(error) => failed.render(error).into_any(),
+                    }
+                })
+            }}
         </Transition>
     }
 }

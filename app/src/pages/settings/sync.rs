@@ -11,6 +11,7 @@ use leptos::prelude::*;
 use super::{action_error, form_error};
 use crate::api::{SyncNow, get_sync_status};
 use crate::model::devices::{AccountSync, ago, thousands};
+use crate::pages::error::ErrorInPlace;
 
 #[component]
 pub fn SyncSection(org: Memo<String>) -> impl IntoView {
@@ -20,6 +21,7 @@ pub fn SyncSection(org: Memo<String>) -> impl IntoView {
         move || (org.get(), sync_now.version().get(), tick.get()),
         |(org, _, _)| get_sync_status(org),
     );
+    let failed = ErrorInPlace::here();
     // Poll while a sync runs (only in the browser; the server renders once).
     #[cfg(feature = "hydrate")]
     {
@@ -71,7 +73,7 @@ pub fn SyncSection(org: Memo<String>) -> impl IntoView {
                             </ul>
                         }
                             .into_any(),
-                        Err(error) => Err::<(), _>(error).into_view().into_any(),
+                        Err(error) => failed.render(error).into_any(),
                     })
                 }}
             </Transition>

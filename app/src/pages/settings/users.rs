@@ -8,6 +8,7 @@
 //! as nothing listed changes). Errors of row actions that came back in the URL (no
 //! JavaScript) cannot name their row, so the page shows them once above the table.
 
+use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -19,6 +20,7 @@ use crate::api::{
 use crate::components::fields::{Field, explain, failure, succeeded};
 use crate::components::form::FormMessage;
 use crate::model::users::{OrgOption, ROLES, UserSummary, UsersOverview, role_label};
+use crate::pages::error::ErrorInPlace;
 
 /// Bumped by a row after a successful change, so the list is loaded again.
 #[derive(Clone, Copy)]
@@ -33,6 +35,7 @@ pub fn UsersPage() -> impl IntoView {
         move || (create.version().get(), reload.get()),
         |_| list_users(),
     );
+    let failed = ErrorInPlace::here();
     view! {
         <Title text="Users · Orchard"/>
         <SettingsNav/>
@@ -46,14 +49,13 @@ pub fn UsersPage() -> impl IntoView {
             {move || {
                 overview
                     .get()
-                    .map(|result| {
-                        result
-                            .map(|overview| {
-                                view! {
-                                    <UserTable overview=overview.clone()/>
-                                    <CreateUserForm action=create organizations=overview.organizations/>
-                                }
-                            })
+                    .map(|result| match result {
+                        // Not `into_any`: the table's view type is too deep for it in wasm.
+                        Ok(overview) => Either::Left(view! {
+                            <UserTable overview=overview.clone()/>
+                            <CreateUserForm action=create organizations=overview.organizations/>
+                        }),
+                        Err(error) => Either::Right(failed.render(error)),
                     })
             }}
         </Suspense>
