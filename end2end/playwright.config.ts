@@ -144,6 +144,9 @@ export default defineConfig({
         // The demo's Apple runs 20 times faster (an assignment takes half a second and shows
         // in the device lists 1.5 s later) and the job runner polls and verifies to match.
         ORCHARD_DEMO__TIME_SCALE: "20",
+        // Orchard's read budget at the same pace (Apple's 20 a minute, 20 times faster), so a
+        // whole sync run (devices, then the directory: about 60 reads) takes seconds.
+        ORCHARD_BUDGET__READS_PER_MINUTE: "400",
         ORCHARD_JOBS__TICK_MS: "500",
         ORCHARD_JOBS__POLL_FIRST_MS: "300",
         ORCHARD_JOBS__POLL_MAX_MS: "1000",

@@ -17,7 +17,9 @@ test("helpdesk finds a device while typing, exports the filtered list and opens 
 }) => {
   await signInAfterSync(page, shell, "hank");
   await expect(shell.heading).toHaveText("Devices");
-  await expect(page.getByTestId("freshness")).toContainText("500 devices");
+  // 500 in the demo; 499 once the jobs spec's device released at Apple has reached the
+  // mirror (its "Refresh from Apple", or a sync), which may happen first.
+  await expect(page.getByTestId("freshness")).toContainText(/\b(500|499) devices\b/);
   await expectAccessible();
 
   const box = page.getByRole("searchbox", { name: /Serial number, model/ });
@@ -40,7 +42,7 @@ test("helpdesk finds a device while typing, exports the filtered list and opens 
     const start = part.slice(0, 2);
     await box.pressSequentially(start);
     await expect(page).toHaveURL(new RegExp(`[?&]q=${start}(&|$)`));
-    await expect(page.getByTestId("result-count")).not.toHaveText(/^500 devices/);
+    await expect(page.getByTestId("result-count")).not.toHaveText(/^(500|499) devices/);
     await expect(box).toBeFocused();
     await expect(box).toHaveValue(start);
     await page.keyboard.type(part.slice(2), { delay: 40 });

@@ -52,12 +52,6 @@ test("a device Apple no longer has fails with Apple's reason, is retried, and bo
   const [gone, kept] = unassigned;
   expect(kept, "the demo organization has unassigned devices").toBeTruthy();
   const target = devices.find((d) => d.service !== "")!.service;
-  // The organization lets `gone` go at Apple; Orchard's mirror does not know yet.
-  const released = await page.request.post(`${apple}/_sim/mutate`, {
-    data: { op: "releaseDevices", serials: [gone.serial] },
-  });
-  expect(released.status()).toBe(200);
-
   await page.getByLabel("Serial numbers or a CSV file", { exact: true }).fill(`${gone.serial}\n${kept.serial}`);
   await page.getByRole("button", { name: "Continue", exact: true }).click();
   await shell.ready();
@@ -70,6 +64,12 @@ test("a device Apple no longer has fails with Apple's reason, is retried, and bo
   await expect(page.getByTestId("confirm-summary")).toContainText("2 devices will change");
   // Below the threshold: no number to type.
   await expect(page.getByLabel(/^Type \d+ to confirm$/)).toHaveCount(0);
+  // The organization lets `gone` go at Apple just now; Orchard's mirror does not know yet
+  // (done this late because the sync spec's "Sync now", in parallel, would tell it).
+  const released = await page.request.post(`${apple}/_sim/mutate`, {
+    data: { op: "releaseDevices", serials: [gone.serial] },
+  });
+  expect(released.status()).toBe(200);
   await page.getByRole("button", { name: "Start the job" }).click();
 
   await expect(page).toHaveURL(/\/jobs\/\d+\?org=/);

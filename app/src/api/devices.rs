@@ -567,18 +567,18 @@ pub(crate) mod ssr {
         };
         for account in accounts(store, org).await? {
             let runs = store.sync_runs(account.id, 20).await?;
+            // The devices, not the directory that follows them in the same run.
+            let devices_pending = |r: &backend::mirror::sync::SyncRun| {
+                r.state == RunState::Running && r.devices_done_at().is_none()
+            };
             if runs
                 .first()
-                .is_some_and(|r| r.state == RunState::Running && r.error.is_none())
-                || state.sync.is_running(account.id)
+                .is_some_and(|r| devices_pending(r) && r.error.is_none())
+                || (state.sync.is_running(account.id) && runs.first().is_none_or(devices_pending))
             {
                 freshness.syncing = true;
             }
-            let done = runs
-                .iter()
-                .filter(|r| r.state == RunState::Succeeded)
-                .filter_map(|r| r.finished_at)
-                .max();
+            let done = runs.iter().filter_map(|r| r.devices_done_at()).max();
             freshness.synced_at = freshness.synced_at.max(done);
         }
         Ok(freshness)

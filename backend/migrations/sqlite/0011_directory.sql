@@ -73,3 +73,7 @@ CREATE TABLE sync_run_ids (
     ids    TEXT NOT NULL,                         -- newline-separated
     PRIMARY KEY (run_id, seq)
 ) STRICT;
+
+-- When a run finished the devices (phase `finishing`): the device mirror's freshness, even
+-- while the run goes on with the directory.
+ALTER TABLE sync_runs ADD COLUMN devices_synced_at INTEGER;

@@ -139,6 +139,19 @@ pub struct SyncRun {
     pub finished_at: Option<i64>,
     /// The last error the run met (it may have resumed since).
     pub error: Option<String>,
+    /// When the run finished the devices (it may still be copying the directory).
+    pub devices_synced_at: Option<i64>,
+}
+
+impl SyncRun {
+    /// When the device mirror was complete as of this run, if it got that far (runs from
+    /// before the directory was synced recorded only their end).
+    pub fn devices_done_at(&self) -> Option<i64> {
+        self.devices_synced_at.or(match self.state {
+            RunState::Succeeded => self.finished_at,
+            _ => None,
+        })
+    }
 }
 
 /// Why a sync did not complete.

@@ -42,6 +42,7 @@ struct RunRow {
     updated_at: i64,
     finished_at: Option<i64>,
     error: Option<String>,
+    devices_synced_at: Option<i64>,
 }
 
 fn corrupt(field: &str, e: impl std::fmt::Display) -> StoreError {
@@ -71,6 +72,7 @@ impl TryFrom<RunRow> for SyncRun {
             updated_at: row.updated_at,
             finished_at: row.finished_at,
             error: row.error,
+            devices_synced_at: row.devices_synced_at,
         })
     }
 }
@@ -391,8 +393,8 @@ impl MirrorStore for PostgresStore {
             .map_err(StoreError::Database)?;
         let done = sqlx::query(
             "UPDATE sync_runs SET state = $1, phase = $2, cursor = NULL, service_index = 0, \
-             released = $3, updated_at = $4, finished_at = $5, error = NULL \
-             WHERE id = $6 AND state = 'running'",
+             released = $3, updated_at = $4, devices_synced_at = $5, finished_at = $6, \
+             error = NULL WHERE id = $7 AND state = 'running'",
         )
         .bind(if then.is_some() {
             "running"
@@ -401,6 +403,7 @@ impl MirrorStore for PostgresStore {
         })
         .bind(then.unwrap_or(SyncPhase::Finishing).as_str())
         .bind(signed(released))
+        .bind(now)
         .bind(now)
         .bind(then.is_none().then_some(now))
         .bind(run.0)

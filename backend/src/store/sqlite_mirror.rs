@@ -19,7 +19,7 @@ use crate::orgs::OrgId;
 
 pub(super) const RUN_COLUMNS: &str = "id, org_id, account_id, cause, state, phase, cursor, \
     service_index, pages, items, written, released, rate_limited, budget_wait_ms, started_at, \
-    updated_at, finished_at, error";
+    updated_at, finished_at, error, devices_synced_at";
 
 /// Devices per multi-row upsert (28 parameters each; SQLite allows 32766 per statement).
 const UPSERT_ROWS: usize = 250;
@@ -64,6 +64,7 @@ struct RunRow {
     updated_at: i64,
     finished_at: Option<i64>,
     error: Option<String>,
+    devices_synced_at: Option<i64>,
 }
 
 fn corrupt(field: &str, e: impl std::fmt::Display) -> StoreError {
@@ -95,6 +96,7 @@ impl TryFrom<RunRow> for SyncRun {
             updated_at: row.updated_at,
             finished_at: row.finished_at,
             error: row.error,
+            devices_synced_at: row.devices_synced_at,
         })
     }
 }
@@ -435,7 +437,7 @@ impl MirrorStore for SqliteStore {
             .map_err(StoreError::Database)?;
         let done = sqlx::query(
             "UPDATE sync_runs SET state = ?, phase = ?, cursor = NULL, service_index = 0, \
-             released = ?, updated_at = ?, finished_at = ?, error = NULL \
+             released = ?, updated_at = ?, devices_synced_at = ?, finished_at = ?, error = NULL \
              WHERE id = ? AND state = 'running'",
         )
         .bind(if then.is_some() {
@@ -445,6 +447,7 @@ impl MirrorStore for SqliteStore {
         })
         .bind(then.unwrap_or(SyncPhase::Finishing).as_str())
         .bind(signed(released))
+        .bind(now)
         .bind(now)
         .bind(then.is_none().then_some(now))
         .bind(run.0)
