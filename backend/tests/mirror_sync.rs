@@ -201,6 +201,19 @@ async fn mutate(sim: &RunningSimulator, body: Value) -> Value {
     response.json().await.unwrap()
 }
 
+/// Resumes the account's interrupted run once the killed one's lease has gone.
+async fn resume(engine: &Arc<SyncEngine>, s: &Setup) -> backend::mirror::sync::SyncRun {
+    loop {
+        match engine
+            .sync_account(s.org, s.account, SyncCause::Start)
+            .await
+        {
+            Err(SyncError::Busy) => tokio::time::sleep(Duration::from_millis(200)).await,
+            other => return other.unwrap(),
+        }
+    }
+}
+
 async fn stats(sim: &RunningSimulator) -> Value {
     reqwest::get(format!("{}/_sim/stats", sim.base_url()))
         .await
@@ -345,15 +358,7 @@ async fn a_sync_killed_mid_run_resumes_from_the_saved_page(ctx: &Ctx) {
         Default::default(),
         Duration::from_secs(2),
     );
-    let resumed = loop {
-        match engine
-            .sync_account(s.org, s.account, SyncCause::Start)
-            .await
-        {
-            Err(SyncError::Busy) => tokio::time::sleep(Duration::from_millis(200)).await,
-            other => break other.unwrap(),
-        }
-    };
+    let resumed = resume(&engine, &s).await;
     assert_eq!(resumed.state, RunState::Succeeded);
     assert_eq!(
         resumed.cause,
@@ -511,7 +516,8 @@ async fn assert_directory_matches_apple(ctx: &Ctx, s: &Setup, client: &apple::Cl
     let store = ctx.store.as_ref();
     let mut problems = Vec::new();
     for kind in ObjectKind::ALL {
-        for o in store.objects(s.org, kind).await.unwrap() {
+        let mirrored = store.objects(s.org, kind).await.unwrap();
+        for o in &mirrored {
             let at_apple = objects.get(&(kind, o.id.clone()));
             match (at_apple, o.absent_since) {
                 (Some(name), None) if *name == o.name => {}
@@ -529,7 +535,6 @@ async fn assert_directory_matches_apple(ctx: &Ctx, s: &Setup, client: &apple::Cl
                 }
             }
         }
-        let mirrored = store.objects(s.org, kind).await.unwrap();
         for (k, id) in objects.keys().filter(|(k, _)| *k == kind) {
             if !mirrored.iter().any(|o| &o.id == id) {
                 problems.push(format!("{k:?} {id}: not mirrored"));
@@ -653,15 +658,7 @@ async fn the_directory_and_audit_events_follow_apple(ctx: &Ctx) {
         Default::default(),
         Duration::from_secs(2),
     );
-    let first = loop {
-        match engine
-            .sync_account(s.org, s.account, SyncCause::Start)
-            .await
-        {
-            Err(SyncError::Busy) => tokio::time::sleep(Duration::from_millis(200)).await,
-            other => break other.unwrap(),
-        }
-    };
+    let first = resume(&engine, &s).await;
     assert_eq!(first.state, RunState::Succeeded);
     assert_eq!(first.cause, SyncCause::Manual, "the killed run went on");
     let stats = stats(&s.sim).await;

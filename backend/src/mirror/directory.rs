@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use apple::resources::audit_events::{AuditEvent, AuditEventData};
+use apple::resources::audit_events::{self, AuditEvent, AuditEventData};
 use apple::resources::{
     apps, blueprints, configurations, organizational_units, packages, user_groups, users,
 };
@@ -205,11 +205,17 @@ impl MemberList {
                 let rel = blueprints::BlueprintRelationship::ALL
                     .into_iter()
                     .find(|r| r.as_str() == self.rel)
-                    .unwrap_or(blueprints::BlueprintRelationship::OrgDevices);
+                    .expect("OWNERS lists Blueprint relationships only");
                 blueprints::member_ids(&apple::BlueprintId::new(id), rel)
             }
         }
     }
+}
+
+/// Apple's audit events between two Unix times (Apple's filter takes both, inclusive).
+pub fn audit_events_between(since: i64, until: i64) -> ListRequest<AuditEvent> {
+    let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    audit_events::list(at(since), at(until))
 }
 
 /// One of Apple's audit events, as stored.
@@ -356,6 +362,21 @@ mod tests {
 
     fn raw(json: &str) -> RawResource {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn every_membership_list_has_a_request() {
+        for (kind, rels) in ObjectKind::OWNERS {
+            for &rel in rels {
+                let list = MemberList {
+                    owner_kind: kind,
+                    owner_id: "x".into(),
+                    rel,
+                };
+                // Panics for a relationship Apple has no linkage list of.
+                assert!(!list.request().endpoint().is_empty());
+            }
+        }
     }
 
     #[test]

@@ -11,13 +11,13 @@
 
 use std::time::Duration;
 
-use apple::resources::{audit_events, org_devices};
+use apple::resources::org_devices;
 use apple::{Priority, SerialNumber};
 use time::OffsetDateTime;
 
 use super::DeviceAttributes;
 use super::coverage::{CoverageError, apple_error};
-use super::directory::AuditEventRecord;
+use super::directory::{AuditEventRecord, audit_events_between};
 use super::index::DeviceIndex;
 use crate::accounts::Clients;
 use crate::orgs::OrgId;
@@ -59,11 +59,10 @@ pub async fn device(
         .ok_or(CoverageError::NotMirrored)?;
     let client = clients.for_account(known.account_id).await?;
     let serial_number = SerialNumber::new(known.serial.as_str());
-    let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let since = now - i64::try_from(audit_history.as_secs()).unwrap_or(i64::MAX / 2);
     let record = org_devices::get(&serial_number).priority(Priority::Interactive);
     let server = org_devices::assigned_server_id(&serial_number).priority(Priority::Interactive);
-    let events = audit_events::list(at(since), at(now + 1))
+    let events = audit_events_between(since, now + 1)
         .subject_id(known.serial.as_str())
         .limit(MAX_EVENTS as u32)
         .priority(Priority::Interactive)

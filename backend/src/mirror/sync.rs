@@ -33,7 +33,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apple::resources::{audit_events, mdm_servers, org_devices};
+use apple::resources::{mdm_servers, org_devices};
 use apple::{Cursor, ListRequest, Page, Priority};
 use futures::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
@@ -43,7 +43,7 @@ use crate::accounts::{AccountError, ApiAccountId, Clients, sanitize_error};
 use crate::lease::Lease;
 use crate::mirror::directory::{
     AUDIT_OVERLAP_SECS, AuditEventRecord, DEFAULT_AUDIT_HISTORY, DirectoryObject, MemberList,
-    ObjectKind,
+    ObjectKind, audit_events_between,
 };
 use crate::mirror::index::DeviceIndex;
 use crate::mirror::{DeviceAttributes, ServiceAttributes};
@@ -934,9 +934,7 @@ impl Walk<'_> {
             None => until - secs(self.engine.audit_history),
         }
         .min(until);
-        let at =
-            |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let request = audit_events::list(at(since), at(until));
+        let request = audit_events_between(since, until);
         let mut pager = Pager::open(request, &self.client, cursor);
         let mut mirrored_until = Some(until);
         loop {

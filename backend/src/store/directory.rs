@@ -97,14 +97,6 @@ pub trait DirectoryStore: Send + Sync {
     /// The objects of a kind, absent ones included, by name.
     async fn objects(&self, org: OrgId, kind: ObjectKind) -> Result<Vec<ObjectSummary>>;
 
-    /// One object's stored attributes (Apple's JSON), absent ones included.
-    async fn object_attributes(
-        &self,
-        org: OrgId,
-        kind: ObjectKind,
-        id: &str,
-    ) -> Result<Option<String>>;
-
     /// The stored members of one membership list, by id.
     async fn members(
         &self,
@@ -264,10 +256,6 @@ const UPSERT_OBJECTS_HEAD: &str = "INSERT INTO mirror_objects (org_id, kind, id,
 const UPSERT_OBJECTS_TAIL: &str = " ON CONFLICT (org_id, kind, id) DO UPDATE SET \
     account_id = excluded.account_id, name = excluded.name, attributes = excluded.attributes, \
     content_hash = excluded.content_hash, changed_at = excluded.changed_at, absent_since = NULL";
-
-/// One object's attributes.
-const OBJECT_ATTRIBUTES: &str =
-    "SELECT attributes FROM mirror_objects WHERE org_id = ? AND kind = ? AND id = ?";
 
 /// Stored hashes of some objects of a kind.
 const OBJECT_HASHES: &str = "SELECT id, content_hash, absent_since IS NOT NULL FROM mirror_objects \
@@ -677,21 +665,6 @@ macro_rules! directory_store {
                         .await
                         .map_err(StoreError::Database)?;
                     rows.into_iter().map(ObjectSummary::try_from).collect()
-                }
-
-                async fn object_attributes(
-                    &self,
-                    org: OrgId,
-                    kind: ObjectKind,
-                    id: &str,
-                ) -> Result<Option<String>> {
-                    sqlx::query_scalar(&sql(DIALECT, OBJECT_ATTRIBUTES))
-                        .bind(($id)(org.0))
-                        .bind(kind.as_str())
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(StoreError::Database)
                 }
 
                 async fn members(
