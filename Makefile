@@ -88,16 +88,18 @@ e2e: tools-e2e site
 
 ## ---- bench -----------------------------------------------------------------------
 
+# Benches are built with all of $(SERVER_PKGS) selected, as the tests are: the same feature
+# set, so they reuse the test build instead of compiling every dependency again.
 bench:
-	cargo bench --locked -p apple --bench paging
+	cargo bench --locked $(SERVER_PKGS) --bench paging
 	@if (exec 3<>/dev/tcp/$(subst :,/,$(PG_HOST_PORT))) 2>/dev/null; then \
 	  export ORCHARD_TEST_POSTGRES_URL='$(ORCHARD_TEST_POSTGRES_URL)'; \
 	else \
 	  echo "!! PostgreSQL does not answer at $(PG_HOST_PORT): search and ingest measured on SQLite only"; \
 	fi; \
-	cargo bench --locked -p backend --bench search && \
-	cargo bench --locked -p backend --bench ingest && \
-	cargo bench --locked -p server --bench http
+	cargo bench --locked $(SERVER_PKGS) --bench search && \
+	cargo bench --locked $(SERVER_PKGS) --bench ingest && \
+	cargo bench --locked $(SERVER_PKGS) --bench http
 
 ## ---- tools -----------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ use backend::accounts::{self, AccountKind, AccountUrls, NewApiAccount};
 use backend::audit::Actor;
 use backend::config::DatabaseConfig;
 use backend::mirror::DeviceAttributes;
-use backend::mirror::sync::{PAGE_SIZE, SyncCause, SyncPhase, store_devices};
+use backend::mirror::sync::{Known, PAGE_SIZE, SyncCause, SyncPhase, store_devices};
 use backend::orgs::NewOrganization;
 use backend::store::mirror::Checkpoint;
 use backend::store::{self, Store};
@@ -53,7 +53,7 @@ fn main() {
                 .execute(&admin)
                 .await
                 .expect("create the bench database");
-            let bench_url = with_database(&url, &database);
+            let bench_url = backend::store::with_database(&url, &database);
             bench("PostgreSQL", &bench_url, &pages).await;
             sqlx::query(&format!("DROP DATABASE \"{database}\" WITH (FORCE)"))
                 .execute(&admin)
@@ -63,21 +63,6 @@ fn main() {
         }),
         Err(_) => println!("PostgreSQL: skipped (ORCHARD_TEST_POSTGRES_URL not set)"),
     }
-}
-
-/// `postgres://u@h:5432/test` → `postgres://u@h:5432/<database>`.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let path = base
-        .rfind('/')
-        .filter(|&i| i > base.find("://").map_or(0, |s| s + 2));
-    let mut out = format!("{}/{database}", &base[..path.unwrap_or(base.len())]);
-    if let Some(q) = query {
-        out = format!("{out}?{q}");
-    }
-    out
 }
 
 /// Devices that look like an organization's: serials of 12 characters, a handful of models
@@ -237,6 +222,9 @@ impl Mirror {
             .await
             .expect("run");
         let started = Instant::now();
+        let known = Known::at_start(self.store.as_ref(), self.org, false)
+            .await
+            .expect("mirror state");
         let mut written = 0;
         for (i, page) in pages.iter().enumerate() {
             let checkpoint = Checkpoint {
@@ -254,6 +242,7 @@ impl Mirror {
                 self.account,
                 &checkpoint,
                 page,
+                known,
             )
             .await
             .expect("store page")

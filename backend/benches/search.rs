@@ -72,6 +72,8 @@ const MODELS: [(&str, &str, &str, &[&str]); 8] = [
     ),
 ];
 const SAMPLES: usize = 1_000;
+/// Searches of each kind run before the timed ones.
+const WARM_UP: usize = 50;
 const SCAN_SAMPLES: usize = 10;
 
 struct Device {
@@ -365,6 +367,19 @@ async fn run(label: &str, url: &str, devices: &[Device]) {
         "search", "Orchard p50 / p99", "FTS5 trigram p50 / p99", "plain SQL p50 / p99"
     );
     for (kind, texts) in workload(devices, SAMPLES) {
+        // Warm-up, the same for both contenders: a few searches of this kind, not timed.
+        for text in texts.iter().take(WARM_UP) {
+            let query = DeviceQuery::text(text.as_str());
+            std::hint::black_box(
+                index
+                    .search(store.as_ref(), org, &query)
+                    .await
+                    .expect("search"),
+            );
+            if let Some(pool) = &fts {
+                std::hint::black_box(fts_search(pool, kind, text).await);
+            }
+        }
         let mut times = Vec::with_capacity(texts.len());
         let mut sql_paths = 0;
         for text in &texts {
@@ -450,7 +465,7 @@ fn main() {
                 .execute(&pool)
                 .await
                 .expect("create bench database");
-            let url = replace_database(&admin, &name);
+            let url = backend::store::with_database(&admin, &name);
             run("PostgreSQL", &url, &fleet).await;
             sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                 .execute(&pool)
@@ -459,21 +474,4 @@ fn main() {
             pool.close().await;
         }
     });
-}
-
-/// `postgres://u@h:5432/test?x=y` → `postgres://u@h:5432/<database>?x=y`.
-fn replace_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    let mut out = format!("{}/{database}", &base[..path_start]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
 }

@@ -28,6 +28,7 @@ both_backends!(
     apple_like_limits_are_never_exceeded,
     one_sync_per_account_at_a_time,
     the_directory_and_audit_events_follow_apple,
+    a_page_is_stored_once_per_serial_and_compared_unless_the_mirror_was_empty,
 );
 
 /// A simulator organization connected to Orchard as one API account.
@@ -766,4 +767,77 @@ async fn the_directory_and_audit_events_follow_apple(ctx: &Ctx) {
     assert_eq!(rewritten_objects(ctx).await, 0);
     assert_directory_matches_apple(ctx, &s, &client).await;
     s.sim.shutdown().await;
+}
+
+/// `store_devices` on its own: a first sync's pages skip the comparison (nothing is stored
+/// yet), a serial Apple returns twice in a page is written once as last returned, and once
+/// the mirror holds devices (or the walk resumed) the page is compared and an unchanged one
+/// writes nothing.
+async fn a_page_is_stored_once_per_serial_and_compared_unless_the_mirror_was_empty(ctx: &Ctx) {
+    use backend::mirror::DeviceAttributes;
+    use backend::mirror::sync::{Known as Prior, store_devices};
+    use backend::store::mirror::Checkpoint;
+
+    let sim = simulator(7, 0).await;
+    let (org, account, _) = common::connect_simulator(ctx, &sim, "Pages").await;
+    let store = ctx.store.as_ref();
+    assert_eq!(
+        Prior::at_start(store, org, false).await.unwrap(),
+        Prior::Nothing
+    );
+    assert_eq!(
+        Prior::at_start(store, org, true).await.unwrap(),
+        Prior::Maybe
+    );
+
+    let run = store
+        .start_sync_run(org, account, SyncCause::Manual, 1)
+        .await
+        .unwrap();
+    let checkpoint = |page: u32| Checkpoint {
+        run: run.id,
+        phase: SyncPhase::Devices,
+        cursor: Some(format!("page-{page}")),
+        service_index: 0,
+        rate_limited: 0,
+        budget_wait_ms: 0,
+        now: 1_700_000_000,
+    };
+    let device = |serial: &str, model: &str| DeviceAttributes {
+        serial: serial.to_owned(),
+        model: Some(model.to_owned()),
+        status: Some("UNASSIGNED".to_owned()),
+        ..DeviceAttributes::default()
+    };
+    let page = vec![
+        device("C02PAGE00001", "iMac"),
+        device("C02PAGE00002", "iPad"),
+        device("C02PAGE00001", "MacBook Air"),
+    ];
+    let written = store_devices(store, org, account, &checkpoint(1), &page, Prior::Nothing)
+        .await
+        .unwrap();
+    let mut serials: Vec<&str> = written.iter().map(|d| d.serial.as_str()).collect();
+    serials.sort_unstable();
+    assert_eq!(serials, ["C02PAGE00001", "C02PAGE00002"]);
+    let stored = store.device(org, "C02PAGE00001").await.unwrap().unwrap();
+    assert_eq!(
+        stored.model.as_deref(),
+        Some("MacBook Air"),
+        "the last one returned"
+    );
+
+    let known = Prior::at_start(store, org, false).await.unwrap();
+    assert_eq!(known, Prior::Maybe);
+    let written = store_devices(store, org, account, &checkpoint(2), &page, known)
+        .await
+        .unwrap();
+    assert!(written.is_empty(), "unchanged: {written:?}");
+    let changed = vec![device("C02PAGE00002", "iPad Air")];
+    let written = store_devices(store, org, account, &checkpoint(3), &changed, known)
+        .await
+        .unwrap();
+    assert_eq!(written, changed);
+    let run = store.sync_run(run.id).await.unwrap();
+    assert_eq!((run.pages, run.items, run.written), (3, 7, 3));
 }

@@ -1,8 +1,8 @@
 //! Device search over HTTP (`make bench`): the production router (sessions, role checks,
-//! the search index, SQLite) with `ORCHARD_BENCH_HTTP_DEVICES` devices mirrored (default
-//! 100,000), searched by a signed-in helpdesk user the way the Devices page does while
-//! someone types (`GET /api/list_devices`, a page of 50 with the total and the freshness
-//! line), from `CONCURRENCY` keep-alive connections for a few seconds per kind of query.
+//! the search index; SQLite, then PostgreSQL when `ORCHARD_TEST_POSTGRES_URL` is set) with
+//! `ORCHARD_BENCH_HTTP_DEVICES` devices mirrored (default 1,000,000), searched by a
+//! signed-in helpdesk user the way the Devices page does while someone types
+//! (`GET /api/list_devices`, a page of 50 with the total and the freshness line), from `CONCURRENCY` keep-alive connections for a few seconds per kind of query.
 //!
 //! Prints requests per second and p50/p99 latency per kind, and the same for `/healthz`
 //! measured in the same run: the server's floor (routing and middleware, no session, no
@@ -136,15 +136,36 @@ async fn main() {
     let n: usize = std::env::var("ORCHARD_BENCH_HTTP_DEVICES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(1_000_000);
+    bench("SQLite", n, |_| {}).await;
+    let Ok(admin_url) = std::env::var("ORCHARD_TEST_POSTGRES_URL") else {
+        println!("PostgreSQL: skipped (ORCHARD_TEST_POSTGRES_URL not set)");
+        return;
+    };
+    let admin = sqlx::PgPool::connect(&admin_url).await.expect("PostgreSQL");
+    let database = format!("orchard_bench_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE \"{database}\""))
+        .execute(&admin)
+        .await
+        .expect("create the bench database");
+    let url = backend::store::with_database(&admin_url, &database);
+    bench("PostgreSQL", n, move |c| c.database.url = url).await;
+    sqlx::query(&format!("DROP DATABASE \"{database}\" WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .expect("drop the bench database");
+    admin.close().await;
+}
+
+async fn bench(label: &str, n: usize, configure: impl FnOnce(&mut backend::Config)) {
     let mut rng = StdRng::seed_from_u64(5);
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(configure).await;
     let org = app.create_org("Bench").await;
     let devices = devices(n, &mut rng);
     let started = Instant::now();
     common::mirror(&app, org, &devices).await;
     println!(
-        "{n} devices mirrored in {:.1} s",
+        "\n== {label}: {n} devices mirrored in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     let hank = app.user_with_role("hank", org, Some(Role::Helpdesk)).await;
@@ -178,7 +199,7 @@ async fn main() {
     );
 
     println!(
-        "HTTP, {CONCURRENCY} connections, {} s per row, {n} devices (SQLite):",
+        "HTTP, {CONCURRENCY} connections, {} s per row, {n} devices ({label}):",
         RUN.as_secs()
     );
     let floor = load(&hank, Arc::new(|_| "/healthz".to_owned())).await;

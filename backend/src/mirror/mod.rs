@@ -100,6 +100,44 @@ fn joined(values: Option<&Vec<String>>) -> Option<String> {
 }
 
 impl DeviceAttributes {
+    /// The mirror row a page upsert of these attributes leaves, as far as they tell: Apple's
+    /// attributes, present (the upsert clears absence), changed `now`. The service and the
+    /// first-seen time are the stored ones, which the upsert keeps and this cannot know
+    /// (`None` and `now` here). What the sync hands the search index, which reads Apple's
+    /// attributes and absence only, without reading the rows back.
+    pub fn as_written(&self, now: i64) -> DeviceRecord {
+        let d = self.clone();
+        DeviceRecord {
+            serial: d.serial,
+            model: d.model,
+            product_family: d.product_family,
+            product_type: d.product_type,
+            capacity: d.capacity,
+            part_number: d.part_number,
+            order_number: d.order_number,
+            color: d.color,
+            status: d.status,
+            service_id: None,
+            purchase_source_id: d.purchase_source_id,
+            purchase_source_type: d.purchase_source_type,
+            imei: d.imei,
+            meid: d.meid,
+            eid: d.eid,
+            wifi_mac: d.wifi_mac,
+            bluetooth_mac: d.bluetooth_mac,
+            ethernet_mac: d.ethernet_mac,
+            migration_capable: d.migration_capable,
+            migration_status: d.migration_status,
+            added_at: d.added_at,
+            ordered_at: d.ordered_at,
+            apple_updated_at: d.apple_updated_at,
+            migration_deadline: d.migration_deadline,
+            first_seen_at: now,
+            changed_at: now,
+            absent_since: None,
+        }
+    }
+
     /// Takes what Apple returned for one device. The serial is the resource id.
     pub fn from_apple(device: &OrgDevice) -> Self {
         let a = &device.attributes;

@@ -46,7 +46,7 @@ use crate::mirror::directory::{
     ObjectKind, audit_events_between,
 };
 use crate::mirror::index::DeviceIndex;
-use crate::mirror::{DeviceAttributes, ServiceAttributes};
+use crate::mirror::{DeviceAttributes, DeviceRecord, ServiceAttributes};
 use crate::orgs::OrgId;
 use crate::store::leases::LeaseKey;
 use crate::store::mirror::{Checkpoint, DeviceChange, StoredHash};
@@ -459,25 +459,62 @@ impl SyncEngine {
     }
 }
 
+/// What the mirror may already hold of the devices a run's device list returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// Devices may be stored already: each is compared with its stored hash.
+    Maybe,
+    /// The organization had no devices when the list was read from its first page (a first
+    /// sync): every device is new, so there is nothing to read back and compare.
+    Nothing,
+}
+
+impl Known {
+    /// For a device list read from its first page, or `resumed` from a saved cursor (whose
+    /// first page may have been stored before the restart: compared, so never rewritten).
+    pub async fn at_start(
+        store: &dyn Store,
+        org: OrgId,
+        resumed: bool,
+    ) -> Result<Self, StoreError> {
+        if resumed || store.has_devices(org).await? {
+            Ok(Self::Maybe)
+        } else {
+            Ok(Self::Nothing)
+        }
+    }
+}
+
 /// Stores one `orgDevices` page the way every run does: reads the stored hashes of the
-/// page's serials, writes only the new, changed or returning devices, and records the page
-/// with the checkpoint, all in one transaction. Returns the serials written. Public for the
-/// ingest benchmark, which measures exactly this path.
+/// page's serials (unless the mirror is [`Known::Nothing`]), writes only the new, changed or
+/// returning devices, and records the page with the checkpoint, all in one transaction.
+/// Returns the devices written. Public for the ingest benchmark, which measures exactly
+/// this path.
 pub async fn store_devices(
     store: &dyn Store,
     org: OrgId,
     account: ApiAccountId,
     checkpoint: &Checkpoint,
     devices: &[DeviceAttributes],
-) -> Result<Vec<String>, StoreError> {
+    known: Known,
+) -> Result<Vec<DeviceAttributes>, StoreError> {
     let serials: Vec<&str> = devices.iter().map(|d| d.serial.as_str()).collect();
-    let stored: HashMap<String, _> = store
-        .device_hashes(org, &serials)
-        .await?
-        .into_iter()
-        .collect();
+    let stored: HashMap<String, _> = match known {
+        Known::Maybe => store
+            .device_hashes(org, &serials)
+            .await?
+            .into_iter()
+            .collect(),
+        Known::Nothing => HashMap::new(),
+    };
+    // A serial twice in one page (Apple's list shifting under the cursor) is written once,
+    // as last returned: one statement cannot update a row twice.
+    let last: HashMap<&str, usize> = serials.iter().enumerate().map(|(i, s)| (*s, i)).collect();
     let changed: Vec<DeviceAttributes> = devices
         .iter()
+        .enumerate()
+        .filter(|(i, d)| last[d.serial.as_str()] == *i)
+        .map(|(_, d)| d)
         .filter(|d| {
             stored
                 .get(&d.serial)
@@ -488,7 +525,7 @@ pub async fn store_devices(
     store
         .store_device_page(org, account, checkpoint, &serials, &changed)
         .await?;
-    Ok(changed.into_iter().map(|d| d.serial).collect())
+    Ok(changed)
 }
 
 /// The state of one run being walked by this process.
@@ -610,6 +647,7 @@ impl Walk<'_> {
     }
 
     async fn devices(&mut self, cursor: Option<String>) -> Result<(), SyncError> {
+        let known = Known::at_start(self.store(), self.org, cursor.is_some()).await?;
         let mut pager = Pager::open(org_devices::list(), &self.client, cursor);
         loop {
             self.note_budget();
@@ -628,9 +666,20 @@ impl Walk<'_> {
                 SyncPhase::ServiceList
             };
             let checkpoint = self.checkpoint(phase, next, 0)?;
-            let written =
-                store_devices(self.store(), self.org, self.account, &checkpoint, &devices).await?;
-            self.refresh_index(&written).await?;
+            let written = store_devices(
+                self.store(),
+                self.org,
+                self.account,
+                &checkpoint,
+                &devices,
+                known,
+            )
+            .await?;
+            let rows: Vec<DeviceRecord> = written
+                .iter()
+                .map(|d| d.as_written(checkpoint.now))
+                .collect();
+            self.engine.index.apply(self.org, &rows);
             self.advance(
                 SyncPhase::Devices,
                 devices.len() as u64,

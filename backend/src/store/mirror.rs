@@ -74,6 +74,9 @@ pub trait MirrorStore: Send + Sync {
     /// The account's latest runs, newest first.
     async fn sync_runs(&self, account: ApiAccountId, limit: u32) -> Result<Vec<SyncRun>>;
 
+    /// Whether the organization has any mirrored device (absent ones included).
+    async fn has_devices(&self, org: OrgId) -> Result<bool>;
+
     /// Stored hashes of the given serials (absent from the result: not stored yet).
     async fn device_hashes(
         &self,

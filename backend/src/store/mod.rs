@@ -166,3 +166,22 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Arc<dyn Store>> {
         DatabaseKind::Postgres => Arc::new(PostgresStore::connect(config).await?),
     })
 }
+
+/// The URL of another database on the same PostgreSQL server, credentials and options kept:
+/// `postgres://u@h:5432/test?x=y` → `postgres://u@h:5432/<database>?x=y`. (Tests and
+/// benchmarks create a database of their own next to the one they are given.)
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{database}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}

@@ -399,6 +399,9 @@ impl JobStore for PostgresStore {
             "UPDATE mirror_devices SET service_id = $1, status = $2, changed_at = $3 \
              WHERE org_id = $4 AND serial = ANY($5)",
         )
+        // Planned with this call's serials: a plan cached while the mirror was small would
+        // read the organization's devices whole.
+        .persistent(false)
         .bind(service_id)
         .bind(status)
         .bind(now)

@@ -1,5 +1,6 @@
 //! PostgreSQL implementation of [`MirrorStore`]. Lists of serials travel as one `text[]`
-//! parameter (`= ANY($n)`). Each page is one transaction: rows, page serials and checkpoint
+//! parameter (`= ANY($n)`, or unnested and probed one by one where the table may not be
+//! analysed yet: see `device_hashes`). Each page is one transaction: rows, page serials and checkpoint
 //! together. One sync per account across instances is a lease (`super::leases`).
 
 use async_trait::async_trait;
@@ -18,9 +19,6 @@ use crate::mirror::{DeviceAttributes, ServiceAttributes};
 use crate::orgs::OrgId;
 
 use super::sqlite_mirror::{RUN_COLUMNS, UPSERT_HEAD, UPSERT_TAIL};
-
-/// Devices per multi-row upsert (28 parameters each; PostgreSQL allows 65535 per statement).
-const UPSERT_ROWS: usize = 250;
 
 #[derive(FromRow)]
 struct RunRow {
@@ -134,6 +132,83 @@ async fn add_page(
     Ok(())
 }
 
+/// Inserts or updates a page of devices in one statement: one array per column, unnested
+/// into rows. (A multi-row `VALUES` list binds 28 parameters a device; PostgreSQL spent
+/// more time parsing those than writing the rows.) The serials must be distinct.
+async fn upsert_devices(
+    tx: &mut Transaction<'_, Postgres>,
+    org: Uuid,
+    account: Uuid,
+    devices: &[DeviceAttributes],
+    now: i64,
+) -> Result<()> {
+    fn text<'a>(
+        devices: &'a [DeviceAttributes],
+        field: impl Fn(&'a DeviceAttributes) -> &'a Option<String>,
+    ) -> Vec<Option<&'a str>> {
+        devices.iter().map(|d| field(d).as_deref()).collect()
+    }
+    fn number(
+        devices: &[DeviceAttributes],
+        field: impl Fn(&DeviceAttributes) -> Option<i64>,
+    ) -> Vec<Option<i64>> {
+        devices.iter().map(field).collect()
+    }
+    let sql = format!(
+        "{UPSERT_HEAD} SELECT $1, serial, $2, model, product_family, product_type, capacity, \
+         part_number, order_number, color, status, purchase_source_id, purchase_source_type, \
+         imei, meid, eid, wifi_mac, bluetooth_mac, ethernet_mac, migration_capable, \
+         migration_status, added_at, ordered_at, apple_updated_at, migration_deadline, \
+         content_hash, $3, $3 FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[], \
+         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+         $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], \
+         $20::text[], $21::boolean[], $22::text[], $23::bigint[], $24::bigint[], \
+         $25::bigint[], $26::bigint[], $27::bigint[]) AS page (serial, model, \
+         product_family, product_type, capacity, part_number, order_number, color, status, \
+         purchase_source_id, purchase_source_type, imei, meid, eid, wifi_mac, bluetooth_mac, \
+         ethernet_mac, migration_capable, migration_status, added_at, ordered_at, \
+         apple_updated_at, migration_deadline, content_hash){UPSERT_TAIL}"
+    );
+    let serials: Vec<&str> = devices.iter().map(|d| d.serial.as_str()).collect();
+    sqlx::query(&sql)
+        .bind(org)
+        .bind(account)
+        .bind(now)
+        .bind(serials)
+        .bind(text(devices, |d| &d.model))
+        .bind(text(devices, |d| &d.product_family))
+        .bind(text(devices, |d| &d.product_type))
+        .bind(text(devices, |d| &d.capacity))
+        .bind(text(devices, |d| &d.part_number))
+        .bind(text(devices, |d| &d.order_number))
+        .bind(text(devices, |d| &d.color))
+        .bind(text(devices, |d| &d.status))
+        .bind(text(devices, |d| &d.purchase_source_id))
+        .bind(text(devices, |d| &d.purchase_source_type))
+        .bind(text(devices, |d| &d.imei))
+        .bind(text(devices, |d| &d.meid))
+        .bind(text(devices, |d| &d.eid))
+        .bind(text(devices, |d| &d.wifi_mac))
+        .bind(text(devices, |d| &d.bluetooth_mac))
+        .bind(text(devices, |d| &d.ethernet_mac))
+        .bind(
+            devices
+                .iter()
+                .map(|d| d.migration_capable)
+                .collect::<Vec<_>>(),
+        )
+        .bind(text(devices, |d| &d.migration_status))
+        .bind(number(devices, |d| d.added_at))
+        .bind(number(devices, |d| d.ordered_at))
+        .bind(number(devices, |d| d.apple_updated_at))
+        .bind(number(devices, |d| d.migration_deadline))
+        .bind(number(devices, |d| Some(d.content_hash())))
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::Database)?;
+    Ok(())
+}
+
 #[async_trait]
 impl MirrorStore for PostgresStore {
     async fn start_sync_run(
@@ -192,14 +267,28 @@ impl MirrorStore for PostgresStore {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    async fn has_devices(&self, org: OrgId) -> Result<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM mirror_devices WHERE org_id = $1)")
+            .bind(org.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::Database)
+    }
+
     async fn device_hashes(
         &self,
         org: OrgId,
         serials: &[&str],
     ) -> Result<Vec<(String, StoredHash)>> {
+        // One index probe per serial, whatever the planner believes of the table: with
+        // `serial = ANY($2)`, a table not yet analysed (a first sync) was read whole for
+        // every page, the array tested on each row (22 ms a page at 50k devices, seconds
+        // at 200k).
         let rows: Vec<(String, i64, bool)> = sqlx::query_as(
-            "SELECT serial, content_hash, absent_since IS NOT NULL FROM mirror_devices \
-             WHERE org_id = $1 AND serial = ANY($2)",
+            "SELECT d.serial, d.content_hash, d.absent_since IS NOT NULL \
+             FROM UNNEST($2::text[]) AS wanted (s) CROSS JOIN LATERAL \
+             (SELECT serial, content_hash, absent_since FROM mirror_devices \
+              WHERE org_id = $1 AND serial = wanted.s LIMIT 1) AS d",
         )
         .bind(org.0)
         .bind(serials)
@@ -231,20 +320,8 @@ impl MirrorStore for PostgresStore {
         let org = org.0;
         let account = account.0;
         let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
-        // A few multi-row statements per page rather than one per device: the per-statement
-        // round trip, not the writing, is what a page of new devices costs.
-        for rows in changed.chunks(UPSERT_ROWS) {
-            let mut insert = sqlx::QueryBuilder::new(UPSERT_HEAD);
-            insert.push_values(rows, |mut row, d| {
-                row.push_bind(org).push_bind(&d.serial).push_bind(account);
-                push_device_columns!(row, d, checkpoint.now);
-            });
-            insert.push(UPSERT_TAIL);
-            insert
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Database)?;
+        if !changed.is_empty() {
+            upsert_devices(&mut tx, org, account, changed, checkpoint.now).await?;
         }
         add_page(&mut tx, checkpoint.run, None, page_serials).await?;
         advance(&mut tx, checkpoint, page_serials.len(), changed.len()).await?;

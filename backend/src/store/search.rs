@@ -63,8 +63,9 @@ pub(crate) const DEVICE_COLUMNS: &str = "serial, model, product_family, product_
     migration_capable, migration_status, added_at, ordered_at, apple_updated_at, \
     migration_deadline, first_seen_at, changed_at, absent_since";
 
-/// A `mirror_devices` row, the same on both databases.
-#[derive(FromRow)]
+/// A `mirror_devices` row, the same on both databases. SQLite can also hand rows over as
+/// JSON arrays of [`DEVICE_COLUMNS`] (see `sqlite_search`), read in field order.
+#[derive(FromRow, serde::Deserialize)]
 pub(crate) struct DeviceRow {
     serial: String,
     model: Option<String>,
@@ -85,6 +86,7 @@ pub(crate) struct DeviceRow {
     bluetooth_mac: Option<String>,
     ethernet_mac: Option<String>,
     /// SQLite's 0/1 INTEGER decodes as a boolean too.
+    #[serde(deserialize_with = "flag")]
     migration_capable: Option<bool>,
     migration_status: Option<String>,
     added_at: Option<i64>,
@@ -94,6 +96,22 @@ pub(crate) struct DeviceRow {
     first_seen_at: i64,
     changed_at: i64,
     absent_since: Option<i64>,
+}
+
+/// A boolean column in JSON: `true`/`false`, or SQLite's 0/1.
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<bool>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+    }
+    Ok(
+        <Option<Flag> as serde::Deserialize>::deserialize(d)?.map(|f| match f {
+            Flag::Bool(b) => b,
+            Flag::Int(n) => n != 0,
+        }),
+    )
 }
 
 impl From<DeviceRow> for DeviceRecord {

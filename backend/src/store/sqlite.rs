@@ -21,6 +21,11 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
+    /// One connection of its own for the device pages a sync reads and writes. SQLite
+    /// drops a connection's page cache whenever another connection has written, so a page
+    /// stored from any pooled connection found the mirror's pages cold; a sync's own
+    /// connection keeps what it probes and inserts into, page after page, in its cache.
+    pub(super) sync_pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -32,7 +37,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(BUSY_TIMEOUT)
+            // Checkpoints every 16 MiB of log rather than 4: a sync's pages touch many of the
+            // same table pages, which are then copied back to the database file once.
+            .pragma("wal_autocheckpoint", "4096");
         let file = options.get_filename();
         if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
@@ -42,11 +50,18 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(config.max_connections)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(StoreError::Database)?;
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(Self { pool })
+        let sync_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            // Up to 32 MiB of pages (the default is 2 MiB), allocated as they are read: the
+            // part of a large mirror a sync probes and inserts into stays in memory.
+            .connect_with(options.pragma("cache_size", "-32768"))
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(Self { pool, sync_pool })
     }
 }
 
@@ -101,6 +116,7 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        self.sync_pool.close().await;
         self.pool.close().await;
     }
 

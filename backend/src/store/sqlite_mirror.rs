@@ -219,6 +219,14 @@ impl MirrorStore for SqliteStore {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    async fn has_devices(&self, org: OrgId) -> Result<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM mirror_devices WHERE org_id = ?)")
+            .bind(org.0.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::Database)
+    }
+
     async fn device_hashes(
         &self,
         org: OrgId,
@@ -230,7 +238,7 @@ impl MirrorStore for SqliteStore {
         )
         .bind(org.0.to_string())
         .bind(json_list(serials))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.sync_pool)
         .await
         .map_err(StoreError::Database)?;
         Ok(rows
@@ -259,7 +267,7 @@ impl MirrorStore for SqliteStore {
         let account = account.0.to_string();
         let (org, account) = (org.as_str(), account.as_str());
         let mut tx = self
-            .pool
+            .sync_pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::Database)?;

@@ -1,7 +1,6 @@
 //! SQLite implementation of [`DeviceSearch`] (SQL shared in [`super::search`]).
 
 use async_trait::async_trait;
-use futures::TryStreamExt as _;
 use sqlx::FromRow;
 use sqlx::sqlite::SqliteArguments;
 
@@ -12,7 +11,8 @@ use crate::mirror::{DeviceRecord, ServiceRecord};
 use crate::orgs::OrgId;
 
 /// Serials per `IN (…)` list, well under SQLite's parameter limit.
-const SERIAL_CHUNK: usize = 500;
+/// Devices per batch of [`DeviceSearch::for_each_device`].
+const SCAN_BATCH: usize = 1_000;
 
 #[derive(FromRow)]
 struct ServiceRow {
@@ -41,6 +41,14 @@ fn bind_all<'q>(
         };
     }
     q
+}
+
+/// Rows handed over as one JSON array of [`DEVICE_COLUMNS`] arrays (`json_group_array`):
+/// one value through the driver instead of one row at a time, each of 27 columns copied.
+fn json_rows(json: &str) -> Result<Vec<DeviceRecord>> {
+    let rows: Vec<DeviceRow> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("mirror_devices as JSON: {e}")))?;
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 #[async_trait]
@@ -92,26 +100,17 @@ impl DeviceSearch for SqliteStore {
     }
 
     async fn devices_by_serial(&self, org: OrgId, serials: &[String]) -> Result<Vec<DeviceRecord>> {
-        let org_text = org.0.to_string();
-        let mut out = Vec::with_capacity(serials.len());
-        for chunk in serials.chunks(SERIAL_CHUNK) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let sql = format!(
-                "SELECT {DEVICE_COLUMNS} FROM mirror_devices WHERE org_id = ? AND serial IN ({marks})"
-            );
-            let mut q = sqlx::query_as::<_, DeviceRow>(&sql).bind(&org_text);
-            for s in chunk {
-                q = q.bind(s.as_str());
-            }
-            out.extend(
-                q.fetch_all(&self.pool)
-                    .await
-                    .map_err(db)?
-                    .into_iter()
-                    .map(DeviceRecord::from),
-            );
-        }
-        Ok(out)
+        let serials: Vec<&str> = serials.iter().map(String::as_str).collect();
+        let json: String = sqlx::query_scalar(&format!(
+            "SELECT json_group_array(json_array({DEVICE_COLUMNS})) FROM mirror_devices \
+             WHERE org_id = ? AND serial IN (SELECT value FROM json_each(?))"
+        ))
+        .bind(org.0.to_string())
+        .bind(serde_json::to_string(&serials).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        json_rows(&json)
     }
 
     async fn for_each_device(
@@ -119,15 +118,36 @@ impl DeviceSearch for SqliteStore {
         org: OrgId,
         each: &mut (dyn FnMut(DeviceRecord) + Send),
     ) -> Result<()> {
-        let sql = format!("SELECT {DEVICE_COLUMNS} FROM mirror_devices WHERE org_id = ?");
+        // Batches in serial order (the table's own order) from one read transaction: one
+        // snapshot, and a JSON text per batch instead of a row at a time through the driver
+        // (27 s for a million devices one row at a time, a few seconds this way).
+        let sql = format!(
+            "SELECT json_group_array(json_array({DEVICE_COLUMNS})) FROM \
+             (SELECT {DEVICE_COLUMNS} FROM mirror_devices WHERE org_id = ? AND serial > ? \
+              ORDER BY serial LIMIT {SCAN_BATCH})"
+        );
         let org_text = org.0.to_string();
-        let mut rows = sqlx::query_as::<_, DeviceRow>(&sql)
-            .bind(&org_text)
-            .fetch(&self.pool);
-        while let Some(row) = rows.try_next().await.map_err(db)? {
-            each(row.into());
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut after = String::new();
+        loop {
+            let json: String = sqlx::query_scalar(&sql)
+                .bind(&org_text)
+                .bind(&after)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+            let rows = json_rows(&json)?;
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after.clone_from(&last.serial);
+            let full = rows.len() == SCAN_BATCH;
+            rows.into_iter().for_each(&mut *each);
+            if !full {
+                break;
+            }
         }
-        Ok(())
+        tx.rollback().await.map_err(db)
     }
 
     async fn services(&self, org: OrgId) -> Result<Vec<ServiceRecord>> {

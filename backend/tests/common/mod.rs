@@ -164,19 +164,7 @@ fn database_config(url: String) -> DatabaseConfig {
 
 /// `postgres://u@h:5432/test?x=y` → `postgres://u@h:5432/<database>?x=y`.
 pub fn replace_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    let mut out = format!("{}/{database}", &base[..path_start]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
+    backend::store::with_database(url, database)
 }
 
 pub async fn run<F>(db: TestDb, test: F)

@@ -289,7 +289,7 @@ pub async fn mirror_with_services(
 ) -> backend::accounts::ApiAccountId {
     use backend::accounts::{self, AccountKind, AccountUrls, NewApiAccount};
     use backend::mirror::ServiceAttributes;
-    use backend::mirror::sync::{SyncCause, SyncPhase, store_devices};
+    use backend::mirror::sync::{Known, SyncCause, SyncPhase, store_devices};
     use backend::store::mirror::{Checkpoint, DeviceChange};
 
     let pem = {
@@ -330,9 +330,16 @@ pub async fn mirror_with_services(
         budget_wait_ms: 0,
         now: 1_700_000_000,
     };
-    store_devices(app.store.as_ref(), org, account, &checkpoint, devices)
-        .await
-        .unwrap();
+    store_devices(
+        app.store.as_ref(),
+        org,
+        account,
+        &checkpoint,
+        devices,
+        Known::Maybe,
+    )
+    .await
+    .unwrap();
     if services.is_empty() {
         return account;
     }
