@@ -22,6 +22,10 @@ function fact(card: Locator, term: string): Locator {
   return card.locator("div", { has: card.page().getByText(term, { exact: true }) }).locator("dd");
 }
 
+// A long walk (test, add, rotate, revoke, delete), each step a full page load without
+// JavaScript: about 30 s on a busy 2-core machine, so it gets twice the default time.
+test.describe.configure({ timeout: 60_000 });
+
 test("an administrator tests the demo account, then adds, revokes and deletes an account", async ({
   page,
   shell,

@@ -5,6 +5,10 @@ import { test, expect } from "../fixtures/orchard";
 import { ADMIN, signIn, signOut } from "../fixtures/auth";
 import { UsersPage } from "../fixtures/users";
 
+// Long walks, each step a full page load without JavaScript in the ssr project: 25 s on a
+// busy 2-core machine, so they get twice the default time.
+test.describe.configure({ timeout: 60_000 });
+
 test("an administrator creates a helpdesk user who signs in but cannot administer users", async ({
   page,
   shell,
