@@ -2,7 +2,8 @@
 //! the search index; SQLite, then PostgreSQL when `ORCHARD_TEST_POSTGRES_URL` is set) with
 //! `ORCHARD_BENCH_HTTP_DEVICES` devices mirrored (default 1,000,000), searched by a
 //! signed-in helpdesk user the way the Devices page does while someone types
-//! (`GET /api/list_devices`, a page of 50 with the total and the freshness line), from `CONCURRENCY` keep-alive connections for a few seconds per kind of query.
+//! (`GET /api/list_devices`, a page of 50 with the total and the freshness line), from
+//! `CONCURRENCY` keep-alive connections for a few seconds per kind of query.
 //!
 //! Prints requests per second and p50/p99 latency per kind, and the same for `/healthz`
 //! measured in the same run: the server's floor (routing and middleware, no session, no

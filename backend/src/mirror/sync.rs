@@ -675,16 +675,13 @@ impl Walk<'_> {
                 known,
             )
             .await?;
+            let written_count = written.len() as u64;
             let rows: Vec<DeviceRecord> = written
-                .iter()
-                .map(|d| d.as_written(checkpoint.now))
+                .into_iter()
+                .map(|d| d.into_written(checkpoint.now))
                 .collect();
             self.engine.index.apply(self.org, &rows);
-            self.advance(
-                SyncPhase::Devices,
-                devices.len() as u64,
-                written.len() as u64,
-            );
+            self.advance(SyncPhase::Devices, devices.len() as u64, written_count);
         }
     }
 

@@ -1,7 +1,7 @@
 //! PostgreSQL implementation of [`MirrorStore`]. Lists of serials travel as one `text[]`
 //! parameter (`= ANY($n)`, or unnested and probed one by one where the table may not be
-//! analysed yet: see `device_hashes`). Each page is one transaction: rows, page serials and checkpoint
-//! together. One sync per account across instances is a lease (`super::leases`).
+//! analysed yet: see `device_hashes`). Each page is one transaction: rows, page serials and
+//! checkpoint together. One sync per account across instances is a lease (`super::leases`).
 
 use async_trait::async_trait;
 use sqlx::{FromRow, Postgres, Transaction};
