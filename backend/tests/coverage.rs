@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use backend::accounts::{ApiAccountId, Clients};
 use backend::audit::Actor;
+use backend::mirror::AppleCareState;
 use backend::mirror::coverage::{self, ActivationLock, CoverageError};
 use backend::mirror::index::DeviceIndex;
 use backend::mirror::refresh;
+use backend::mirror::search::{AppleCareFilter, DeviceQuery};
 use backend::mirror::sync::{SyncCause, SyncEngine};
 use backend::orgs::OrgId;
 use common::Ctx;
@@ -100,6 +102,8 @@ async fn coverage_is_fetched_once_then_cached_and_refetched_on_demand(ctx: &Ctx)
     let store = ctx.store.as_ref();
 
     assert_eq!(coverage::cached(store, s.org, &serial).await.unwrap(), None);
+    let unchecked = store.device(s.org, &serial).await.unwrap().unwrap();
+    assert_eq!(unchecked.applecare, None);
     let fetched = coverage::fetch(store, &s.clients, s.org, &serial, 1_800_000_000)
         .await
         .unwrap();
@@ -120,6 +124,25 @@ async fn coverage_is_fetched_once_then_cached_and_refetched_on_demand(ctx: &Ctx)
     ));
     assert_eq!(calls(&s.sim, "appleCareCoverage"), 1);
     assert_eq!(calls(&s.sim, "activationLockStatus"), 1);
+    // The device list's AppleCare filter now knows the device: covered when an item is
+    // active and not canceled.
+    let covered = fetched
+        .coverage
+        .iter()
+        .any(|c| c.status.as_deref() == Some("ACTIVE") && c.canceled != Some(true));
+    let state = if covered {
+        AppleCareState::Covered
+    } else {
+        AppleCareState::NotCovered
+    };
+    let device = store.device(s.org, &serial).await.unwrap().unwrap();
+    assert_eq!(device.applecare, Some(state));
+    let mut query = DeviceQuery::text(serial.as_str());
+    query.filters.applecare = Some(AppleCareFilter::Is(state));
+    let found = store.search_devices(s.org, &query).await.unwrap();
+    assert_eq!(found.devices, [device]);
+    query.filters.applecare = Some(AppleCareFilter::Unchecked);
+    assert_eq!(store.search_devices(s.org, &query).await.unwrap().total, 0);
 
     // Cached: the same facts, and Apple is not asked.
     let cached = coverage::cached(store, s.org, &serial).await.unwrap();
@@ -139,6 +162,23 @@ async fn coverage_is_fetched_once_then_cached_and_refetched_on_demand(ctx: &Ctx)
             .map(|c| c.fetched_at),
         Some(1_800_000_100)
     );
+    // A sync rewrites Apple's attributes, and keeps the state.
+    mutate(
+        &s.sim,
+        serde_json::json!({"op": "setAttributes", "serials": [&serial], "attributes": {"color": "ORCHARD GREEN"}}),
+    )
+    .await;
+    SyncEngine::new(
+        ctx.store.clone(),
+        s.clients.clone(),
+        Arc::new(DeviceIndex::new()),
+    )
+    .sync_account(s.org, s.account, SyncCause::Manual)
+    .await
+    .unwrap();
+    let device = store.device(s.org, &serial).await.unwrap().unwrap();
+    assert_eq!(device.color.as_deref(), Some("ORCHARD GREEN"));
+    assert_eq!(device.applecare, Some(again.state()));
     // Organizations do not share their caches.
     let other = ctx
         .store

@@ -6,13 +6,15 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use backend::mirror::index::DeviceIndex;
+use backend::mirror::overview::Overviews;
 use backend::mirror::search::{
-    AssignmentStatus, DeviceCursor, DeviceFilters, DeviceQuery, DeviceSort, MirrorSummary,
-    SearchPage, ServiceFilter, page_of, sort_models,
+    AppleCareFilter, AssignmentStatus, DeviceCursor, DeviceFilters, DeviceQuery, DeviceSort,
+    MirrorSummary, SearchPage, ServiceFilter, page_of, sort_models,
 };
-use backend::mirror::{DeviceRecord, ServiceRecord};
+use backend::mirror::{AppleCareState, DeviceRecord, ServiceRecord};
 use backend::orgs::{NewOrganization, OrgId};
 use backend::store::{DatabaseKind, Store};
 use common::Ctx;
@@ -108,6 +110,12 @@ fn random_device(rng: &mut StdRng, n: usize) -> DeviceRecord {
         first_seen_at: 1_700_000_000,
         changed_at: 1_700_000_000 + rng.gen_range(0..20),
         absent_since: rng.gen_bool(0.1).then_some(1_710_000_000),
+        applecare: [
+            None,
+            None,
+            Some(AppleCareState::Covered),
+            Some(AppleCareState::NotCovered),
+        ][rng.gen_range(0..4)],
     }
 }
 
@@ -151,20 +159,21 @@ async fn insert_devices(ctx: &Ctx, org: OrgId, devices: &[DeviceRecord]) {
                 .bind($d.first_seen_at)
                 .bind($d.changed_at)
                 .bind($d.absent_since)
+                .bind($d.applecare.map(|a| a.as_str()))
         };
     }
     let columns = "org_id, account_id, content_hash, serial, model, product_family, \
         product_type, capacity, part_number, order_number, color, status, service_id, \
         purchase_source_id, purchase_source_type, imei, meid, eid, wifi_mac, bluetooth_mac, \
         ethernet_mac, migration_capable, migration_status, added_at, ordered_at, \
-        apple_updated_at, migration_deadline, first_seen_at, changed_at, absent_since";
+        apple_updated_at, migration_deadline, first_seen_at, changed_at, absent_since, applecare";
     let account = uuid::Uuid::new_v4();
     match ctx.kind() {
         DatabaseKind::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&ctx.url).await.unwrap();
             let sql = format!(
                 "INSERT OR REPLACE INTO mirror_devices ({columns}) VALUES ({})",
-                vec!["?"; 30].join(", ")
+                vec!["?"; 31].join(", ")
             );
             let mut tx = pool.begin().await.unwrap();
             for d in devices {
@@ -179,7 +188,7 @@ async fn insert_devices(ctx: &Ctx, org: OrgId, devices: &[DeviceRecord]) {
         }
         DatabaseKind::Postgres => {
             let pool = sqlx::PgPool::connect(&ctx.url).await.unwrap();
-            let marks: Vec<String> = (1..=30).map(|i| format!("${i}")).collect();
+            let marks: Vec<String> = (1..=31).map(|i| format!("${i}")).collect();
             let updates: Vec<String> = columns
                 .split(", ")
                 .skip(4)
@@ -297,6 +306,9 @@ fn random_query(rng: &mut StdRng, all: &[DeviceRecord]) -> DeviceQuery {
         filters.added_until = rng
             .gen_bool(0.7)
             .then(|| from + rng.gen_range(1..60) * 86_400);
+    }
+    if rng.gen_bool(0.15) {
+        filters.applecare = Some(AppleCareFilter::ALL[rng.gen_range(0..3)]);
     }
     let sort = if rng.gen_bool(0.6) {
         DeviceSort::Serial
@@ -487,6 +499,32 @@ async fn services_and_summary_count_present_devices(ctx: &Ctx) {
             newest_change: all.iter().map(|d| d.changed_at).max(),
         }
     );
+
+    // The device list's overview: the names, read once and reused while young enough.
+    let kept = Overviews::with_max_age(Duration::from_secs(3600));
+    let first = kept.get(store.as_ref(), org).await.unwrap();
+    assert_eq!(first.services, names);
+    assert_eq!(first.service_name("SVC-A"), Some("Service 3"));
+    assert_eq!(first.service_name("SVC-Z"), None);
+    assert!(
+        first.accounts.is_empty(),
+        "no API account in this organization"
+    );
+    let org_id = match ctx.kind() {
+        DatabaseKind::Sqlite => format!("'{}'", org.0),
+        DatabaseKind::Postgres => format!("'{}'::uuid", org.0),
+    };
+    ctx.execute_raw(&format!(
+        "UPDATE mirror_services SET name = 'Renamed' WHERE org_id = {org_id} AND id = 'SVC-A'"
+    ))
+    .await;
+    let reused = kept.get(store.as_ref(), org).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &reused));
+    let renamed = Overviews::with_max_age(Duration::ZERO)
+        .get(store.as_ref(), org)
+        .await
+        .unwrap();
+    assert_eq!(renamed.service_name("SVC-A"), Some("Renamed"));
 }
 
 /// 2024-03-01T00:00:00Z.

@@ -1,7 +1,8 @@
 // The helpdesk's question, "where is serial X?", in both projects (JavaScript off and
 // hydrated): a helpdesk user signs in, types part of a serial, sees the device appear,
 // exports exactly the filtered list as CSV, and opens the device's record, whose AppleCare
-// coverage and Activation Lock are fetched from Apple on demand; and anyone narrows the list
+// coverage and Activation Lock are fetched from Apple on demand (after which the list's
+// AppleCare filter knows the device); and anyone narrows the list
 // by purchase source, days added and model. The data is the demo organization, synced from
 // the built-in simulator when the server starts.
 import { readFileSync } from "node:fs";
@@ -67,7 +68,7 @@ test("helpdesk finds a device while typing, exports the filtered list and opens 
   expect(download.suggestedFilename()).toBe("demo-organization-devices.csv");
   const csv = readFileSync((await download.path())!, "utf8").trimEnd().split("\r\n");
   expect(csv[0]).toBe(
-    "serial_number,model,product_family,product_type,capacity,color,status,service_id,service_name,part_number,order_number,purchase_source_type,purchase_source_id,added_to_org,imei,meid,eid,released_since",
+    "serial_number,model,product_family,product_type,capacity,color,status,service_id,service_name,part_number,order_number,purchase_source_type,purchase_source_id,added_to_org,imei,meid,eid,released_since,applecare",
   );
   expect(csv).toHaveLength(matches + 1);
   expect(csv.some((line) => line.startsWith(`${serial},`))).toBe(true);
@@ -96,10 +97,31 @@ test("helpdesk finds a device while typing, exports the filtered list and opens 
   await expect(page.getByTestId("coverage")).toContainText("Limited Warranty");
   await expect(page.getByTestId("activation-lock")).toHaveText(/^(On|Off)/);
   await expectAccessible();
+  // Covered when any item is active (and not canceled, which reads "Canceled").
+  const covered = (await page.getByTestId("coverage").getByRole("cell", { name: "Active", exact: true }).count()) > 0;
 
-  // Back to the list: the search is still in the URL.
+  // Back to the list, which now knows the device's AppleCare state: the device is under
+  // that filter, and no longer among those not checked yet.
   await page.locator(".breadcrumb").getByRole("link", { name: "Devices" }).click();
   await expect(page).toHaveURL(/\/devices\?org=/);
+  await shell.ready();
+  const form = page.getByRole("search");
+  await form.getByRole("searchbox", { name: /Serial number, model/ }).fill(serial);
+  const applecare = form.getByLabel("AppleCare", { exact: true });
+  const filterBy = async (label: string, value: string) => {
+    await applecare.selectOption({ label });
+    if (!javaScriptEnabled) await form.getByRole("button", { name: "Search", exact: true }).click();
+    await expect.poll(() => new URL(page.url()).searchParams.get("applecare")).toBe(value);
+    await expect(applecare).toHaveValue(value);
+  };
+  await filterBy(covered ? "Covered" : "Not covered", covered ? "covered" : "not_covered");
+  await expect(row).toBeVisible();
+  await expect(count).toHaveText("1 device matches.");
+  await filterBy(covered ? "Not covered" : "Covered", covered ? "not_covered" : "covered");
+  await expect(count).toHaveText("No devices match.");
+  await filterBy("Not checked yet", "unchecked");
+  await expect(count).toHaveText("No devices match.");
+  await expect(row).toHaveCount(0);
 });
 
 test("a bad filter in the URL is explained, not a crash", async ({ page, shell }) => {

@@ -26,7 +26,7 @@ use app::ssr::auth::CurrentUser;
 /// Rows read per page while streaming.
 const CHUNK: u32 = 500;
 
-const HEADER: [&str; 18] = [
+const HEADER: [&str; 19] = [
     "serial_number",
     "model",
     "product_family",
@@ -45,6 +45,8 @@ const HEADER: [&str; 18] = [
     "meid",
     "eid",
     "released_since",
+    // `covered`, `not_covered`, or empty while Orchard has never asked Apple.
+    "applecare",
 ];
 
 pub async fn devices_csv(
@@ -222,6 +224,7 @@ impl Export {
             d.meid.clone(),
             d.eid.clone(),
             day(d.absent_since),
+            d.applecare.map(|a| a.as_str().to_owned()),
         ];
         push_row(out, cells.iter().map(|c| c.as_deref().unwrap_or("")));
     }

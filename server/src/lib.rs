@@ -31,6 +31,7 @@ use backend::identity::password::PasswordHasher;
 use backend::identity::sessions::{Clock, DbSessionStore, SessionTimeouts};
 use backend::jobs::JobRunner;
 use backend::mirror::index::DeviceIndex;
+use backend::mirror::overview::Overviews;
 use backend::mirror::sync::SyncEngine;
 use backend::oidc::ProviderCache;
 use backend::vault::Vault;
@@ -271,6 +272,7 @@ pub fn app_state(
             config.jobs.clone(),
         ),
         index,
+        overviews: Arc::new(Overviews::new()),
         clients,
         authenticator,
         timeouts: SessionTimeouts::from(&config.auth),

@@ -32,11 +32,11 @@ pub async fn list_devices(
     let state = crate::ssr::state()?;
     let store = state.store.as_ref();
     let page = state.index.search(store, org.id, &query).await?;
-    let services = store.service_names(org.id).await?;
+    let overview = state.overviews.get(store, org.id).await?;
     let name_of = |id: &Option<String>| {
-        id.as_ref()
-            .and_then(|id| services.iter().find(|s| &s.id == id))
-            .map(|s| s.name.clone())
+        id.as_deref()
+            .and_then(|id| overview.service_name(id))
+            .map(str::to_owned)
     };
     Ok(DeviceList {
         rows: page
@@ -55,7 +55,7 @@ pub async fn list_devices(
             .collect(),
         total: page.total,
         next: page.next,
-        freshness: ssr::freshness(&state, org.id).await?,
+        freshness: ssr::freshness_of(&state, org.id, &overview).await?,
         may_export: user.may(org.id, Permission::ExportData),
         may_assign: user.may(org.id, Permission::AssignDevices),
         org: ssr::org_ref(&org),
@@ -276,6 +276,7 @@ pub(crate) mod ssr {
     use backend::accounts::ApiAccountView;
     use backend::identity::roles::Permission;
     use backend::mirror::DeviceRecord;
+    use backend::mirror::overview::Overview;
     use backend::mirror::search::DeviceQuery;
     use backend::mirror::sync::RunState;
     use backend::orgs::{OrgId, Organization};
@@ -551,22 +552,30 @@ pub(crate) mod ssr {
     }
 
     /// When the organization last synced, whether it syncs now, and its device count.
+    pub async fn freshness(state: &AppState, org: OrgId) -> Result<Freshness, AppError> {
+        let overview = state.overviews.get(state.store.as_ref(), org).await?;
+        freshness_of(state, org, &overview).await
+    }
+
+    /// [`freshness`] from an overview already at hand.
     ///
     /// Runs on every pause in typing: the count comes from the search index when it is
-    /// built (no aggregate over the mirror), and only the latest runs are read.
-    pub async fn freshness(state: &AppState, org: OrgId) -> Result<Freshness, AppError> {
-        let store = state.store.as_ref();
+    /// built (no aggregate over the mirror), and the runs from the overview.
+    pub async fn freshness_of(
+        state: &AppState,
+        org: OrgId,
+        overview: &Overview,
+    ) -> Result<Freshness, AppError> {
         let devices = match state.index.present_count(org) {
             Some(n) => n,
-            None => store.mirror_summary(org).await?.devices,
+            None => state.store.mirror_summary(org).await?.devices,
         };
         let mut freshness = Freshness {
             devices,
             now: now(),
             ..Freshness::default()
         };
-        for account in accounts(store, org).await? {
-            let runs = store.sync_runs(account.id, 20).await?;
+        for (account, runs) in &overview.accounts {
             // The devices, not the directory that follows them in the same run.
             let devices_pending = |r: &backend::mirror::sync::SyncRun| {
                 r.state == RunState::Running && r.devices_done_at().is_none()
@@ -574,7 +583,7 @@ pub(crate) mod ssr {
             if runs
                 .first()
                 .is_some_and(|r| devices_pending(r) && r.error.is_none())
-                || (state.sync.is_running(account.id) && runs.first().is_none_or(devices_pending))
+                || (state.sync.is_running(*account) && runs.first().is_none_or(devices_pending))
             {
                 freshness.syncing = true;
             }

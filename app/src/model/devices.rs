@@ -82,6 +82,15 @@ pub const PURCHASE_SOURCES: [(&str, &str); 3] = [
     ("MANUALLY_ADDED", "Added manually"),
 ];
 
+/// The AppleCare filter's choices (`applecare=`). Orchard knows a device's coverage once
+/// someone has opened the device (Apple reports it one device per call), so "not checked
+/// yet" is its own choice, not "not covered".
+pub const APPLECARE_STATES: [(&str, &str); 3] = [
+    ("covered", "Covered"),
+    ("not_covered", "Not covered"),
+    ("unchecked", "Not checked yet"),
+];
+
 /// A device's full record, as the mirror holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceDetail {

@@ -19,9 +19,9 @@ use crate::api::{
 use crate::components::fields::explain;
 use crate::error::AppError;
 use crate::model::devices::{
-    AppleEvent, CoverageFacts, DeviceCoverage, DeviceDetail, DeviceFilterChoices, DeviceList,
-    DeviceRow, LockState, PURCHASE_SOURCES, ServiceList, ago, day, freshness_line, payment_label,
-    thousands,
+    APPLECARE_STATES, AppleEvent, CoverageFacts, DeviceCoverage, DeviceDetail, DeviceFilterChoices,
+    DeviceList, DeviceRow, LockState, PURCHASE_SOURCES, ServiceList, ago, day, freshness_line,
+    payment_label, thousands,
 };
 use crate::model::jobs::{DeviceHistory, outcome_label, status_label};
 use crate::model::query_escape;
@@ -277,6 +277,7 @@ fn SearchForm(choices: DeviceFilterChoices) -> impl IntoView {
     let sort = value("sort");
     let model = value("model");
     let source = value("source");
+    let applecare = value("applecare");
     let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
         list.iter()
             .map(|(v, label)| ((*v).to_owned(), (*label).to_owned()))
@@ -289,6 +290,7 @@ fn SearchForm(choices: DeviceFilterChoices) -> impl IntoView {
             .collect();
     let models: Vec<(String, String)> = models.into_iter().map(|m| (m.clone(), m)).collect();
     let sources = pairs(&PURCHASE_SOURCES);
+    let applecare_states = pairs(&APPLECARE_STATES);
     let input = NodeRef::<leptos::html::Input>::new();
     let form = NodeRef::<leptos::html::Form>::new();
     follow_typing(input, form);
@@ -330,6 +332,7 @@ fn SearchForm(choices: DeviceFilterChoices) -> impl IntoView {
             <FilterSelect id="device-service" name="service" label="Service" choices=services current=service/>
             <FilterSelect id="device-model" name="model" label="Model" choices=models current=model/>
             <FilterSelect id="device-source" name="source" label="Purchase source" choices=sources current=source/>
+            <FilterSelect id="device-applecare" name="applecare" label="AppleCare" choices=applecare_states current=applecare/>
             <div class="form-field">
                 <label for="device-added-from">"Added from"</label>
                 <input id="device-added-from" type="date" name="added_from" value=value("added_from")/>

@@ -18,6 +18,7 @@ use apple::resources::org_devices::{self, AppleCareCoverage};
 use apple::{Priority, SerialNumber};
 use serde::{Deserialize, Serialize};
 
+use super::AppleCareState;
 use crate::accounts::{AccountError, Clients, sanitize_error};
 use crate::orgs::OrgId;
 use crate::store::{Store, StoreError};
@@ -82,6 +83,20 @@ pub struct CoverageAndLock {
     pub activation_lock: ActivationLock,
     /// Unix seconds.
     pub fetched_at: i64,
+}
+
+impl CoverageAndLock {
+    /// Covered when an item is active and not canceled (the rule of migration 0013's
+    /// backfill, which must stay the same).
+    pub fn state(&self) -> AppleCareState {
+        let covering =
+            |c: &Coverage| c.status.as_deref() == Some("ACTIVE") && c.canceled != Some(true);
+        if self.coverage.iter().any(covering) {
+            AppleCareState::Covered
+        } else {
+            AppleCareState::NotCovered
+        }
+    }
 }
 
 /// Why coverage and lock could not be shown.
@@ -180,7 +195,7 @@ pub async fn fetch(
     let json = serde_json::to_string(&facts)
         .map_err(|e| StoreError::Corrupt(format!("device coverage: {e}")))?;
     store
-        .put_device_coverage(org, &device.serial, now, &json)
+        .put_device_coverage(org, &device.serial, now, &json, facts.state())
         .await?;
     Ok(facts)
 }

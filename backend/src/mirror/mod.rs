@@ -14,6 +14,7 @@
 pub mod coverage;
 pub mod directory;
 pub mod index;
+pub mod overview;
 pub mod refresh;
 pub mod search;
 pub mod sync;
@@ -60,6 +61,37 @@ pub struct DeviceRecord {
     pub changed_at: i64,
     /// Since when Apple no longer returns it (released from the organization).
     pub absent_since: Option<i64>,
+    /// From the coverage Apple last reported; `None` while Orchard has never asked (see
+    /// [`coverage`]).
+    pub applecare: Option<AppleCareState>,
+}
+
+/// Whether a device is covered, as far as Orchard asked Apple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppleCareState {
+    /// An active, uncanceled item: AppleCare or Apple's Limited Warranty.
+    Covered,
+    /// Apple listed no active item.
+    NotCovered,
+}
+
+impl AppleCareState {
+    /// The spelling in the database, URLs and CSV exports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Covered => "covered",
+            Self::NotCovered => "not_covered",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "covered" => Some(Self::Covered),
+            "not_covered" => Some(Self::NotCovered),
+            _ => None,
+        }
+    }
 }
 
 /// Apple's attributes of one device, ready to compare and store. The mirror row without
@@ -101,9 +133,9 @@ fn joined(values: Option<&Vec<String>>) -> Option<String> {
 
 impl DeviceAttributes {
     /// The mirror row a page upsert of these attributes leaves, as far as they tell: Apple's
-    /// attributes, present (the upsert clears absence), changed `now`. The service and the
-    /// first-seen time are the stored ones, which the upsert keeps and this cannot know
-    /// (`None` and `now` here). What the sync hands the search index, which reads Apple's
+    /// attributes, present (the upsert clears absence), changed `now`. The service, the
+    /// AppleCare state and the first-seen time are the stored ones, which the upsert keeps
+    /// and this cannot know (`None`, `None` and `now` here). What the sync hands the search index, which reads Apple's
     /// attributes and absence only, without reading the rows back.
     pub fn into_written(self, now: i64) -> DeviceRecord {
         DeviceRecord {
@@ -134,6 +166,7 @@ impl DeviceAttributes {
             first_seen_at: now,
             changed_at: now,
             absent_since: None,
+            applecare: None,
         }
     }
 

@@ -14,7 +14,8 @@
 //! * Filters are exact comparisons with the stored value (Apple's spelling, case-sensitive):
 //!   product families (any of), model, status, service (an id, or no service), purchase
 //!   source type, added date (`added_from` ≤ `added_at` < `added_until`, Unix seconds; a
-//!   device without an added date fails a date filter). Devices Apple no longer returns
+//!   device without an added date fails a date filter), AppleCare state (covered, not
+//!   covered, or never asked: see [`AppleCareFilter`]). Devices Apple no longer returns
 //!   (`absent_since` set) are left out unless asked for.
 //!
 //! # Order and paging
@@ -35,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use time::macros::format_description;
 use time::{Date, Duration, Time};
 
-use super::DeviceRecord;
+use super::{AppleCareState, DeviceRecord};
 
 /// Words shorter than this match serial prefixes only.
 pub const MIN_SUBSTRING: usize = 3;
@@ -107,6 +108,7 @@ pub struct DeviceFilters {
     pub added_from: Option<i64>,
     /// Unix seconds, exclusive.
     pub added_until: Option<i64>,
+    pub applecare: Option<AppleCareFilter>,
     /// Also list devices Apple no longer returns (released). Default: no.
     pub include_absent: bool,
 }
@@ -135,6 +137,46 @@ pub enum ServiceFilter {
     Id(String),
     /// In no service's device list.
     None,
+}
+
+/// Which AppleCare state a device must be in. Apple reports coverage one device per call,
+/// so Orchard knows it only for devices someone opened (or refreshed): the rest are
+/// [`Self::Unchecked`], not "not covered".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppleCareFilter {
+    Is(AppleCareState),
+    /// Orchard has never asked Apple.
+    Unchecked,
+}
+
+impl AppleCareFilter {
+    pub const ALL: [Self; 3] = [
+        Self::Is(AppleCareState::Covered),
+        Self::Is(AppleCareState::NotCovered),
+        Self::Unchecked,
+    ];
+
+    /// The URL spelling (`applecare=`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Is(state) => state.as_str(),
+            Self::Unchecked => "unchecked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "unchecked" => Some(Self::Unchecked),
+            other => AppleCareState::parse(other).map(Self::Is),
+        }
+    }
+
+    pub fn accepts(self, state: Option<AppleCareState>) -> bool {
+        match self {
+            Self::Is(wanted) => state == Some(wanted),
+            Self::Unchecked => state.is_none(),
+        }
+    }
 }
 
 /// Result order. Each ends with the serial (ascending) as a tie-break.
@@ -359,6 +401,7 @@ impl DeviceQuery {
     /// | `service` | a service id, or `none` |
     /// | `source` | a purchase source type (`APPLE`, `RESELLER`, `MANUALLY_ADDED`, …) |
     /// | `added_from`, `added_to` | `YYYY-MM-DD`, UTC, both days included |
+    /// | `applecare` | `covered`, `not_covered` or `unchecked` |
     /// | `absent` | `1`/`true`: include devices Apple no longer returns |
     /// | `sort` | `serial` (default), `added_newest`, `added_oldest`, `model`, `changed` |
     /// | `after` | a page cursor from [`SearchPage::next`] |
@@ -403,6 +446,16 @@ impl DeviceQuery {
                 "source" => q.filters.purchase_source_type = Some(value.to_owned()),
                 "added_from" => q.filters.added_from = Some(parse_day("added_from", value)?),
                 "added_to" => added_to = Some(parse_day("added_to", value)?),
+                "applecare" => {
+                    q.filters.applecare = Some(AppleCareFilter::parse(value).ok_or_else(|| {
+                        let known: Vec<_> =
+                            AppleCareFilter::ALL.iter().map(|f| f.as_str()).collect();
+                        invalid(
+                            "applecare",
+                            format!("`{value}` is not one of {}", known.join(", ")),
+                        )
+                    })?);
+                }
                 "absent" => {
                     q.filters.include_absent = match value {
                         "1" | "true" | "yes" | "on" => true,
@@ -488,6 +541,9 @@ impl DeviceQuery {
         }
         if let Some(t) = f.added_until {
             out.push(("added_to", day(t - Duration::DAY.whole_seconds())));
+        }
+        if let Some(a) = f.applecare {
+            out.push(("applecare", a.as_str().into()));
         }
         if f.include_absent {
             out.push(("absent", "1".into()));
@@ -585,6 +641,7 @@ impl DeviceFilters {
             && self
                 .added_until
                 .is_none_or(|until| d.added_at.is_some_and(|a| a < until))
+            && self.applecare.is_none_or(|a| a.accepts(d.applecare))
     }
 }
 
@@ -671,6 +728,24 @@ mod tests {
     }
 
     #[test]
+    fn devices_never_checked_are_unchecked_not_uncovered() {
+        let checked = DeviceRecord {
+            applecare: Some(AppleCareState::NotCovered),
+            ..device("A")
+        };
+        let unchecked = device("B");
+        let mut q = DeviceQuery::text("");
+        q.filters.applecare = Some(AppleCareFilter::Is(AppleCareState::NotCovered));
+        assert!(q.matches(&checked));
+        assert!(!q.matches(&unchecked));
+        q.filters.applecare = Some(AppleCareFilter::Unchecked);
+        assert!(!q.matches(&checked));
+        assert!(q.matches(&unchecked));
+        q.filters.applecare = Some(AppleCareFilter::Is(AppleCareState::Covered));
+        assert!(!q.matches(&checked) && !q.matches(&unchecked));
+    }
+
+    #[test]
     fn absent_devices_are_hidden_unless_asked_for() {
         let d = DeviceRecord {
             absent_since: Some(5),
@@ -720,6 +795,7 @@ mod tests {
             ("added_from", "2024-01-01"),
             ("added_to", "2024-01-31"),
             ("absent", "1"),
+            ("applecare", "not_covered"),
             ("sort", "added_newest"),
             ("limit", "20"),
             ("page", "ignored"),
@@ -731,6 +807,10 @@ mod tests {
         assert_eq!(q.filters.added_until, Some(1_706_745_600));
         assert_eq!(q.filters.service, Some(ServiceFilter::None));
         assert_eq!(q.filters.model, None);
+        assert_eq!(
+            q.filters.applecare,
+            Some(AppleCareFilter::Is(AppleCareState::NotCovered))
+        );
         let again = q.to_params();
         let again = DeviceQuery::from_params(again.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
         assert_eq!(
@@ -753,6 +833,7 @@ mod tests {
             ("status", "lost"),
             ("after", "nonsense!"),
             ("absent", "maybe"),
+            ("applecare", "expired"),
         ] {
             let err = DeviceQuery::from_params([(name, value)]).unwrap_err();
             assert_eq!(err.parameter, name, "{err}");

@@ -11,7 +11,7 @@ use super::Result;
 use crate::accounts::ApiAccountId;
 use crate::jobs::preview::DeviceFacts;
 use crate::mirror::sync::{RunId, SyncCause, SyncPhase, SyncRun};
-use crate::mirror::{DeviceAttributes, ServiceAttributes};
+use crate::mirror::{AppleCareState, DeviceAttributes, ServiceAttributes};
 use crate::orgs::OrgId;
 
 /// Where a run continues after the page being stored.
@@ -180,13 +180,15 @@ pub trait MirrorStore: Send + Sync {
     /// of [`crate::mirror::coverage::CoverageAndLock`].
     async fn device_coverage(&self, org: OrgId, serial: &str) -> Result<Option<(i64, String)>>;
 
-    /// Stores (or replaces) a device's AppleCare coverage and Activation Lock.
+    /// Stores (or replaces) a device's AppleCare coverage and Activation Lock, and sets the
+    /// mirrored device's AppleCare state (`state`, what `facts` say) with it.
     async fn put_device_coverage(
         &self,
         org: OrgId,
         serial: &str,
         fetched_at: i64,
         facts: &str,
+        state: AppleCareState,
     ) -> Result<()>;
 }
 

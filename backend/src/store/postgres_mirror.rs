@@ -15,7 +15,7 @@ use super::{PostgresStore, Result, StoreError, count};
 use crate::accounts::ApiAccountId;
 use crate::jobs::preview::DeviceFacts;
 use crate::mirror::sync::{RunId, RunState, SyncCause, SyncPhase, SyncRun};
-use crate::mirror::{DeviceAttributes, ServiceAttributes};
+use crate::mirror::{AppleCareState, DeviceAttributes, ServiceAttributes};
 use crate::orgs::OrgId;
 
 use super::sqlite_mirror::{RUN_COLUMNS, UPSERT_HEAD, UPSERT_TAIL};
@@ -630,7 +630,9 @@ impl MirrorStore for PostgresStore {
         serial: &str,
         fetched_at: i64,
         facts: &str,
+        state: AppleCareState,
     ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
         sqlx::query(
             "INSERT INTO device_coverage (org_id, serial, fetched_at, facts) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (org_id, serial) DO UPDATE SET fetched_at = excluded.fetched_at, \
@@ -640,9 +642,19 @@ impl MirrorStore for PostgresStore {
         .bind(serial)
         .bind(fetched_at)
         .bind(facts)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::Database)?;
-        Ok(())
+        sqlx::query(
+            "UPDATE mirror_devices SET applecare = $1 WHERE org_id = $2 AND serial = $3 \
+             AND applecare IS DISTINCT FROM $1",
+        )
+        .bind(state.as_str())
+        .bind(org.0)
+        .bind(serial)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?;
+        tx.commit().await.map_err(StoreError::Database)
     }
 }

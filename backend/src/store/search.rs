@@ -10,10 +10,10 @@ use sqlx::FromRow;
 
 use super::Result;
 use crate::mirror::search::{
-    DeviceQuery, DeviceSort, MirrorSummary, SearchPage, ServiceFilter, ServiceName, SortKey,
-    TEXT_FIELDS, is_substring_word,
+    AppleCareFilter, DeviceQuery, DeviceSort, MirrorSummary, SearchPage, ServiceFilter,
+    ServiceName, SortKey, TEXT_FIELDS, is_substring_word,
 };
-use crate::mirror::{DeviceRecord, ServiceRecord};
+use crate::mirror::{AppleCareState, DeviceRecord, ServiceRecord};
 use crate::orgs::OrgId;
 
 /// Reads of the device mirror for the device and service pages.
@@ -61,7 +61,7 @@ pub(crate) const DEVICE_COLUMNS: &str = "serial, model, product_family, product_
     part_number, order_number, color, status, service_id, purchase_source_id, \
     purchase_source_type, imei, meid, eid, wifi_mac, bluetooth_mac, ethernet_mac, \
     migration_capable, migration_status, added_at, ordered_at, apple_updated_at, \
-    migration_deadline, first_seen_at, changed_at, absent_since";
+    migration_deadline, first_seen_at, changed_at, absent_since, applecare";
 
 /// A `mirror_devices` row, the same on both databases. SQLite can also hand rows over as
 /// JSON arrays of [`DEVICE_COLUMNS`] (see `sqlite_search`), read in field order.
@@ -96,6 +96,7 @@ pub(crate) struct DeviceRow {
     first_seen_at: i64,
     changed_at: i64,
     absent_since: Option<i64>,
+    applecare: Option<String>,
 }
 
 /// A boolean column in JSON: `true`/`false`, or SQLite's 0/1.
@@ -144,6 +145,8 @@ impl From<DeviceRow> for DeviceRecord {
             first_seen_at: r.first_seen_at,
             changed_at: r.changed_at,
             absent_since: r.absent_since,
+            // A state this version does not know reads as never asked: fetched again.
+            applecare: r.applecare.as_deref().and_then(AppleCareState::parse),
         }
     }
 }
@@ -282,6 +285,14 @@ impl SqlQuery {
         if let Some(until) = f.added_until {
             let p = b.arg(Arg::Int(until));
             b.push(&format!("added_at < {p}"));
+        }
+        match f.applecare {
+            None => {}
+            Some(AppleCareFilter::Unchecked) => b.push("applecare IS NULL"),
+            Some(AppleCareFilter::Is(state)) => {
+                let p = b.arg(Arg::Text(state.as_str().to_owned()));
+                b.push(&format!("applecare = {p}"));
+            }
         }
         let conditions = std::mem::take(&mut b.sql);
         let condition_args = b.args.len();

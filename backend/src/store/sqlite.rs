@@ -29,6 +29,15 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`): one that reads
+    /// before writing would otherwise fail with SQLITE_BUSY when another writer went first.
+    pub(super) async fn immediate(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::Database)
+    }
+
     /// Opens (creating if missing) the database file and applies pending migrations.
     pub async fn connect(config: &DatabaseConfig) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(&config.url)

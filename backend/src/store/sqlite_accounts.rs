@@ -198,11 +198,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn reseal_all(&self, columns: &[SealedColumn], reseal: &Reseal<'_>) -> Result<usize> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::Database)?;
+        let mut tx = self.immediate().await?;
         let mut count = 0;
         for column in columns {
             let select = format!(
@@ -247,11 +243,7 @@ impl AccountStore for SqliteStore {
         max_per_org: usize,
     ) -> Result<()> {
         let v = &record.view;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::Database)?;
+        let mut tx = self.immediate().await?;
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_accounts WHERE org_id = ?")
             .bind(v.org_id.0.to_string())
             .fetch_one(&mut *tx)
@@ -405,11 +397,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn append_audit(&self, draft: &AuditDraft, hash: &ChainHash<'_>) -> Result<AuditEntry> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::Database)?;
+        let mut tx = self.immediate().await?;
         let head: Option<(i64, String)> =
             sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
                 .fetch_optional(&mut *tx)

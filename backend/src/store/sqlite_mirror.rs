@@ -14,7 +14,7 @@ use super::{Result, SqliteStore, StoreError, count};
 use crate::accounts::ApiAccountId;
 use crate::jobs::preview::DeviceFacts;
 use crate::mirror::sync::{RunId, RunState, SyncCause, SyncPhase, SyncRun};
-use crate::mirror::{DeviceAttributes, ServiceAttributes};
+use crate::mirror::{AppleCareState, DeviceAttributes, ServiceAttributes};
 use crate::orgs::OrgId;
 
 pub(super) const RUN_COLUMNS: &str = "id, org_id, account_id, cause, state, phase, cursor, \
@@ -300,11 +300,7 @@ impl MirrorStore for SqliteStore {
     ) -> Result<()> {
         let org = org.0.to_string();
         let account = account.0.to_string();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::Database)?;
+        let mut tx = self.immediate().await?;
         for s in services {
             sqlx::query(
                 "INSERT INTO mirror_services (org_id, id, account_id, name, server_type, \
@@ -366,11 +362,7 @@ impl MirrorStore for SqliteStore {
         service_id: &str,
         serials: &[&str],
     ) -> Result<()> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::Database)?;
+        let mut tx = self.immediate().await?;
         add_page(&mut tx, checkpoint.run, Some(service_id), serials).await?;
         advance(&mut tx, checkpoint, serials.len(), 0).await?;
         tx.commit().await.map_err(StoreError::Database)
@@ -420,11 +412,7 @@ impl MirrorStore for SqliteStore {
         then: Option<SyncPhase>,
     ) -> Result<()> {
         let org = org.0.to_string();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::Database)?;
+        let mut tx = self.immediate().await?;
         for change in changes {
             sqlx::query(
                 "UPDATE mirror_devices SET absent_since = COALESCE(?, absent_since), \
@@ -481,11 +469,7 @@ impl MirrorStore for SqliteStore {
         let org = org.0.to_string();
         let account = account.0.to_string();
         let (org, account) = (org.as_str(), account.as_str());
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::Database)?;
+        let mut tx = self.immediate().await?;
         let mut insert = sqlx::QueryBuilder::new(UPSERT_HEAD);
         insert.push_values([device], |mut row, d| {
             row.push_bind(org).push_bind(&d.serial).push_bind(account);
@@ -617,19 +601,33 @@ impl MirrorStore for SqliteStore {
         serial: &str,
         fetched_at: i64,
         facts: &str,
+        state: AppleCareState,
     ) -> Result<()> {
+        let org = org.0.to_string();
+        let mut tx = self.immediate().await?;
         sqlx::query(
             "INSERT INTO device_coverage (org_id, serial, fetched_at, facts) VALUES (?, ?, ?, ?) \
              ON CONFLICT (org_id, serial) DO UPDATE SET fetched_at = excluded.fetched_at, \
              facts = excluded.facts",
         )
-        .bind(org.0.to_string())
+        .bind(&org)
         .bind(serial)
         .bind(fetched_at)
         .bind(facts)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::Database)?;
-        Ok(())
+        sqlx::query(
+            "UPDATE mirror_devices SET applecare = ? WHERE org_id = ? AND serial = ? \
+             AND applecare IS NOT ?",
+        )
+        .bind(state.as_str())
+        .bind(&org)
+        .bind(serial)
+        .bind(state.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?;
+        tx.commit().await.map_err(StoreError::Database)
     }
 }
