@@ -1,7 +1,8 @@
 //! Local ingest of the device mirror: how fast pages Apple already returned become mirror
 //! rows, on a first sync and on an unchanged re-sync, through the exact store calls the sync
 //! engine makes (`mirror::sync::store_devices`). Apple's side (HTTP, decoding) is measured
-//! by `apple/benches/paging.rs`; here the pages are built in memory.
+//! by `apple/benches/paging.rs`; here the pages are built in memory. A first sync on SQLite
+//! stages its pages and merges them sorted (`mirror::sync::Staging`), inside the timing.
 //!
 //! Baseline, measured in the same run: the naive mirror that upserts every row of every page
 //! without comparing (what a sync without hashes would do).
@@ -21,7 +22,7 @@ use backend::accounts::{self, AccountKind, AccountUrls, NewApiAccount};
 use backend::audit::Actor;
 use backend::config::DatabaseConfig;
 use backend::mirror::DeviceAttributes;
-use backend::mirror::sync::{Known, PAGE_SIZE, SyncCause, SyncPhase, store_devices};
+use backend::mirror::sync::{Known, PAGE_SIZE, Staging, SyncCause, SyncPhase, store_devices};
 use backend::orgs::NewOrganization;
 use backend::store::mirror::Checkpoint;
 use backend::store::{self, Store};
@@ -226,6 +227,7 @@ impl Mirror {
             .await
             .expect("mirror state");
         let mut written = 0;
+        let mut staging = Staging::default();
         for (i, page) in pages.iter().enumerate() {
             let checkpoint = Checkpoint {
                 run: run.id,
@@ -236,7 +238,7 @@ impl Mirror {
                 budget_wait_ms: 0,
                 now: 1,
             };
-            written += store_devices(
+            let stored = store_devices(
                 self.store.as_ref(),
                 self.org,
                 self.account,
@@ -245,9 +247,17 @@ impl Mirror {
                 known,
             )
             .await
-            .expect("store page")
-            .len() as u64;
+            .expect("store page");
+            written += stored.written.len() as u64;
+            staging
+                .after_page(self.store.as_ref(), self.org, &stored)
+                .await
+                .expect("merge staged devices");
         }
+        staging
+            .finish(self.store.as_ref(), self.org)
+            .await
+            .expect("merge staged devices");
         let secs = started.elapsed().as_secs_f64();
         self.store
             .fail_sync_run(run.id, "bench run", 2)

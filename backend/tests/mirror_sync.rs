@@ -770,12 +770,12 @@ async fn the_directory_and_audit_events_follow_apple(ctx: &Ctx) {
 }
 
 /// `store_devices` on its own: a first sync's pages skip the comparison (nothing is stored
-/// yet), a serial Apple returns twice in a page is written once as last returned, and once
-/// the mirror holds devices (or the walk resumed) the page is compared and an unchanged one
-/// writes nothing.
+/// yet) and, on SQLite, are staged until merged; a serial Apple returns twice is stored once
+/// as last returned, within a page and across staged pages; and once the mirror holds
+/// devices (or the walk resumed) the page is compared and an unchanged one writes nothing.
 async fn a_page_is_stored_once_per_serial_and_compared_unless_the_mirror_was_empty(ctx: &Ctx) {
     use backend::mirror::DeviceAttributes;
-    use backend::mirror::sync::{Known as Prior, store_devices};
+    use backend::mirror::sync::{Known as Prior, Staging, store_devices};
     use backend::store::mirror::Checkpoint;
 
     let sim = simulator(7, 0).await;
@@ -814,30 +814,71 @@ async fn a_page_is_stored_once_per_serial_and_compared_unless_the_mirror_was_emp
         device("C02PAGE00002", "iPad"),
         device("C02PAGE00001", "MacBook Air"),
     ];
-    let written = store_devices(store, org, account, &checkpoint(1), &page, Prior::Nothing)
+    let first = store_devices(store, org, account, &checkpoint(1), &page, Prior::Nothing)
         .await
         .unwrap();
-    let mut serials: Vec<&str> = written.iter().map(|d| d.serial.as_str()).collect();
+    let mut serials: Vec<&str> = first.written.iter().map(|d| d.serial.as_str()).collect();
     serials.sort_unstable();
     assert_eq!(serials, ["C02PAGE00001", "C02PAGE00002"]);
+    // The same device again in the next page (Apple's list moved under the cursor).
+    let moved = vec![device("C02PAGE00002", "iPad mini")];
+    let second = store_devices(store, org, account, &checkpoint(2), &moved, Prior::Nothing)
+        .await
+        .unwrap();
+    assert_eq!(first.staged, ctx.kind() == DatabaseKind::Sqlite);
+    assert_eq!(second.staged, first.staged);
+    let mut staging = Staging::default();
+    for stored in [&first, &second] {
+        staging.after_page(store, org, stored).await.unwrap();
+    }
+    if first.staged {
+        assert_eq!(store.device(org, "C02PAGE00001").await.unwrap(), None);
+        assert!(
+            !store.has_devices(org).await.unwrap(),
+            "staged, not merged yet"
+        );
+    }
+    staging.finish(store, org).await.unwrap();
+    assert_eq!(
+        store.merge_staged_devices(org).await.unwrap(),
+        0,
+        "merged once"
+    );
     let stored = store.device(org, "C02PAGE00001").await.unwrap().unwrap();
     assert_eq!(
         stored.model.as_deref(),
         Some("MacBook Air"),
         "the last one returned"
     );
+    let stored = store.device(org, "C02PAGE00002").await.unwrap().unwrap();
+    assert_eq!(stored.model.as_deref(), Some("iPad mini"));
 
     let known = Prior::at_start(store, org, false).await.unwrap();
     assert_eq!(known, Prior::Maybe);
-    let written = store_devices(store, org, account, &checkpoint(2), &page, known)
+    let again = vec![
+        device("C02PAGE00001", "MacBook Air"),
+        device("C02PAGE00002", "iPad mini"),
+    ];
+    let stored = store_devices(store, org, account, &checkpoint(3), &again, known)
         .await
         .unwrap();
-    assert!(written.is_empty(), "unchanged: {written:?}");
+    assert!(stored.written.is_empty(), "unchanged: {stored:?}");
+    assert!(!stored.staged);
     let changed = vec![device("C02PAGE00002", "iPad Air")];
-    let written = store_devices(store, org, account, &checkpoint(3), &changed, known)
+    let stored = store_devices(store, org, account, &checkpoint(4), &changed, known)
         .await
         .unwrap();
-    assert_eq!(written, changed);
+    assert_eq!(stored.written, changed);
+    assert_eq!(
+        store
+            .device(org, "C02PAGE00002")
+            .await
+            .unwrap()
+            .unwrap()
+            .model
+            .as_deref(),
+        Some("iPad Air")
+    );
     let run = store.sync_run(run.id).await.unwrap();
-    assert_eq!((run.pages, run.items, run.written), (3, 7, 3));
+    assert_eq!((run.pages, run.items, run.written), (4, 7, 4));
 }

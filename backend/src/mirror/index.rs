@@ -66,7 +66,17 @@ pub enum SearchPath {
 pub struct DeviceIndex {
     orgs: RwLock<HashMap<OrgId, Arc<RwLock<OrgIndex>>>>,
     /// Organizations whose index is being built, with the rows applied meanwhile.
-    loading: Mutex<HashMap<OrgId, Vec<DeviceRecord>>>,
+    loading: Mutex<HashMap<OrgId, Loading>>,
+}
+
+/// An index being built.
+#[derive(Default)]
+struct Loading {
+    /// Rows applied meanwhile, applied to it when built.
+    queued: Vec<DeviceRecord>,
+    /// [`DeviceIndex::forget`] was called meanwhile: the build may have read the mirror
+    /// before the change that called it, so it is dropped rather than published.
+    forgotten: bool,
 }
 
 impl DeviceIndex {
@@ -141,8 +151,8 @@ impl DeviceIndex {
     /// or marked absent). Cheap for a page of 1000 rows; call it after each committed page.
     pub fn apply(&self, org: OrgId, rows: &[DeviceRecord]) {
         let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(queued) = loading.get_mut(&org) {
-            queued.extend_from_slice(rows);
+        if let Some(building) = loading.get_mut(&org) {
+            building.queued.extend_from_slice(rows);
             return;
         }
         drop(loading);
@@ -160,12 +170,18 @@ impl DeviceIndex {
         }
     }
 
-    /// Drops an organization's index; the next search rebuilds it from the database.
+    /// Drops an organization's index (and any build under way, which may predate the
+    /// change); the next search rebuilds it from the database.
     pub fn forget(&self, org: OrgId) {
+        let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(building) = loading.get_mut(&org) {
+            building.forgotten = true;
+        }
         self.orgs
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&org);
+        drop(loading);
     }
 
     /// Builds the index of `org` now (at start, or after [`Self::forget`]).
@@ -229,7 +245,7 @@ impl DeviceIndex {
             if loading.contains_key(&org) {
                 return Ok(None);
             }
-            loading.insert(org, Vec::new());
+            loading.insert(org, Loading::default());
         }
         // If this future is dropped mid-build (the request was cancelled), the guard takes
         // the organization out of `loading`, so the next search builds it again instead of
@@ -239,10 +255,14 @@ impl DeviceIndex {
         let built = store.for_each_device(org, &mut |d| index.insert(&d)).await;
         std::mem::forget(guard);
         let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
-        let queued = loading.remove(&org).unwrap_or_default();
+        let building = loading.remove(&org).unwrap_or_default();
         built?;
+        if building.forgotten {
+            // Searched through SQL this time; the next search builds it again.
+            return Ok(None);
+        }
         index.finish();
-        index.apply(&queued);
+        index.apply(&building.queued);
         let index = Arc::new(RwLock::new(index));
         // Published while `loading` is held, so no `apply` falls between the two maps.
         self.orgs

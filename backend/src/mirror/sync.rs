@@ -485,11 +485,21 @@ impl Known {
     }
 }
 
+/// What [`store_devices`] did with a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPage {
+    /// The devices written (new, changed or returning), each as Apple last returned it.
+    pub written: Vec<DeviceAttributes>,
+    /// Staged by the store (a first sync on SQLite): in the mirror once [`Staging`] merges
+    /// them. The search index may be told at once: it reads the rows of its candidates from
+    /// the mirror, so a device it knows too early is not found yet, never found wrong.
+    pub staged: bool,
+}
+
 /// Stores one `orgDevices` page the way every run does: reads the stored hashes of the
 /// page's serials (unless the mirror is [`Known::Nothing`]), writes only the new, changed or
 /// returning devices, and records the page with the checkpoint, all in one transaction.
-/// Returns the devices written. Public for the ingest benchmark, which measures exactly
-/// this path.
+/// Public for the ingest benchmark, which measures exactly this path (with [`Staging`]).
 pub async fn store_devices(
     store: &dyn Store,
     org: OrgId,
@@ -497,7 +507,7 @@ pub async fn store_devices(
     checkpoint: &Checkpoint,
     devices: &[DeviceAttributes],
     known: Known,
-) -> Result<Vec<DeviceAttributes>, StoreError> {
+) -> Result<StoredPage, StoreError> {
     let serials: Vec<&str> = devices.iter().map(|d| d.serial.as_str()).collect();
     let stored: HashMap<String, _> = match known {
         Known::Maybe => store
@@ -522,10 +532,64 @@ pub async fn store_devices(
         })
         .cloned()
         .collect();
-    store
-        .store_device_page(org, account, checkpoint, &serials, &changed)
-        .await?;
-    Ok(changed)
+    let staged = match known {
+        Known::Maybe => {
+            store
+                .store_device_page(org, account, checkpoint, &serials, &changed)
+                .await?;
+            false
+        }
+        Known::Nothing => {
+            store
+                .store_new_device_page(org, account, checkpoint, &serials, &changed)
+                .await?
+        }
+    };
+    Ok(StoredPage {
+        written: changed,
+        staged,
+    })
+}
+
+/// Rows staged before the first merge: small organizations merge once, at the end.
+pub const MERGE_MIN: u64 = 50_000;
+
+/// When a first sync's staged devices (see [`MirrorStore::store_new_device_page`]) join the
+/// mirror: whenever they are at least as many as the rows merged before (and
+/// [`MERGE_MIN`]), and at the end of the device list. Sorted merges that at least double
+/// the organization's rows write each page of its table about once, in all twice the
+/// table; devices become searchable in growing batches, all by the end of the list.
+///
+/// [`MirrorStore::store_new_device_page`]: crate::store::mirror::MirrorStore::store_new_device_page
+#[derive(Debug, Default)]
+pub struct Staging {
+    staged: u64,
+    merged: u64,
+}
+
+impl Staging {
+    /// Notes a stored page and merges when due.
+    pub async fn after_page(
+        &mut self,
+        store: &dyn Store,
+        org: OrgId,
+        page: &StoredPage,
+    ) -> Result<(), StoreError> {
+        if page.staged {
+            self.staged += page.written.len() as u64;
+            if self.staged >= MERGE_MIN.max(self.merged) {
+                self.finish(store, org).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges whatever is staged.
+    pub async fn finish(&mut self, store: &dyn Store, org: OrgId) -> Result<(), StoreError> {
+        self.merged += store.merge_staged_devices(org).await?;
+        self.staged = 0;
+        Ok(())
+    }
 }
 
 /// The state of one run being walked by this process.
@@ -609,6 +673,12 @@ impl Walk<'_> {
     }
 
     async fn phases(&mut self, run: SyncRun) -> Result<(), SyncError> {
+        // Devices a run staged before it stopped (a crash before the end of its device list)
+        // join the mirror before anything reads it. This process's index was not told about
+        // them: it is rebuilt from the mirror when next used.
+        if self.store().merge_staged_devices(self.org).await? > 0 {
+            self.engine.index.forget(self.org);
+        }
         let mut phase = run.phase;
         let mut cursor = run.cursor;
         let mut service_index = run.service_index;
@@ -647,6 +717,20 @@ impl Walk<'_> {
     }
 
     async fn devices(&mut self, cursor: Option<String>) -> Result<(), SyncError> {
+        let mut staging = Staging::default();
+        let walked = self.device_pages(cursor, &mut staging).await;
+        // However the walk ended, what it staged joins the mirror: a run that fails halfway
+        // leaves the devices it read searchable.
+        let merged = staging.finish(self.store(), self.org).await;
+        walked?;
+        Ok(merged?)
+    }
+
+    async fn device_pages(
+        &mut self,
+        cursor: Option<String>,
+        staging: &mut Staging,
+    ) -> Result<(), SyncError> {
         let known = Known::at_start(self.store(), self.org, cursor.is_some()).await?;
         let mut pager = Pager::open(org_devices::list(), &self.client, cursor);
         loop {
@@ -666,7 +750,7 @@ impl Walk<'_> {
                 SyncPhase::ServiceList
             };
             let checkpoint = self.checkpoint(phase, next, 0)?;
-            let written = store_devices(
+            let page = store_devices(
                 self.store(),
                 self.org,
                 self.account,
@@ -675,8 +759,10 @@ impl Walk<'_> {
                 known,
             )
             .await?;
-            let written_count = written.len() as u64;
-            let rows: Vec<DeviceRecord> = written
+            let written_count = page.written.len() as u64;
+            staging.after_page(self.store(), self.org, &page).await?;
+            let rows: Vec<DeviceRecord> = page
+                .written
                 .into_iter()
                 .map(|d| d.into_written(checkpoint.now))
                 .collect();

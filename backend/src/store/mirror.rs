@@ -96,6 +96,23 @@ pub trait MirrorStore: Send + Sync {
         changed: &[DeviceAttributes],
     ) -> Result<()>;
 
+    /// [`Self::store_device_page`] for devices the organization's mirror cannot have yet (its
+    /// first sync), all of them written: PostgreSQL writes them at once and answers `false`;
+    /// SQLite stages them (migration 0014) and answers `true`: they join the mirror, and the
+    /// search, with [`Self::merge_staged_devices`].
+    async fn store_new_device_page(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+        checkpoint: &Checkpoint,
+        page_serials: &[&str],
+        devices: &[DeviceAttributes],
+    ) -> Result<bool>;
+
+    /// Moves the organization's staged devices into the mirror in one transaction (sorted,
+    /// the last one staged for a serial winning); answers how many rows were staged.
+    async fn merge_staged_devices(&self, org: OrgId) -> Result<u64>;
+
     /// In one transaction: inserts or updates the services whose hash differs, marks the
     /// account's services missing from `services` absent (and clears the absence of those
     /// present), and advances the checkpoint.

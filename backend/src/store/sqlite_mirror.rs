@@ -24,12 +24,35 @@ pub(super) const RUN_COLUMNS: &str = "id, org_id, account_id, cause, state, phas
 /// Devices per multi-row upsert (28 parameters each; SQLite allows 32766 per statement).
 const UPSERT_ROWS: usize = 250;
 
+/// The columns a sync writes, in [`push_device_columns`] order after the first three.
+macro_rules! written_columns {
+    () => {
+        "org_id, serial, account_id, model, product_family, product_type, capacity, \
+         part_number, order_number, color, status, purchase_source_id, purchase_source_type, \
+         imei, meid, eid, wifi_mac, bluetooth_mac, ethernet_mac, migration_capable, \
+         migration_status, added_at, ordered_at, apple_updated_at, migration_deadline, \
+         content_hash, first_seen_at, changed_at"
+    };
+}
+
 /// The upsert of mirrored devices, around its `VALUES` rows (shared with PostgreSQL).
-pub(super) const UPSERT_HEAD: &str = "INSERT INTO mirror_devices (org_id, serial, account_id, \
-    model, product_family, product_type, capacity, part_number, order_number, color, status, \
-    purchase_source_id, purchase_source_type, imei, meid, eid, wifi_mac, bluetooth_mac, \
-    ethernet_mac, migration_capable, migration_status, added_at, ordered_at, apple_updated_at, \
-    migration_deadline, content_hash, first_seen_at, changed_at) ";
+pub(super) const UPSERT_HEAD: &str =
+    concat!("INSERT INTO mirror_devices (", written_columns!(), ") ");
+/// The append of a first sync's devices to the inbox (migration 0014), before its rows.
+const INBOX_HEAD: &str = concat!(
+    "INSERT INTO mirror_devices_inbox (",
+    written_columns!(),
+    ") "
+);
+/// The move of an organization's staged devices into the mirror, sorted by serial (the
+/// table's order), the last one staged winning; the upsert's tail follows.
+const INBOX_MERGE: &str = concat!(
+    "INSERT INTO mirror_devices (",
+    written_columns!(),
+    ") SELECT ",
+    written_columns!(),
+    " FROM mirror_devices_inbox WHERE org_id = ? ORDER BY serial, seq"
+);
 pub(super) const UPSERT_TAIL: &str = " ON CONFLICT (org_id, serial) DO UPDATE SET \
     account_id = excluded.account_id, model = excluded.model, \
     product_family = excluded.product_family, product_type = excluded.product_type, \
@@ -162,6 +185,47 @@ async fn add_page(
     Ok(())
 }
 
+impl SqliteStore {
+    /// One transaction of a device page: `devices` through the statement `into` (head
+    /// before the `VALUES` rows, tail after), the page's serials, the checkpoint.
+    async fn write_device_page(
+        &self,
+        (head, tail): (&str, &str),
+        org: OrgId,
+        account: ApiAccountId,
+        checkpoint: &Checkpoint,
+        page_serials: &[&str],
+        devices: &[DeviceAttributes],
+    ) -> Result<()> {
+        let org = org.0.to_string();
+        let account = account.0.to_string();
+        let (org, account) = (org.as_str(), account.as_str());
+        let mut tx = self
+            .sync_pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::Database)?;
+        // A few multi-row statements per page rather than one per device: the per-statement
+        // round trip, not the writing, is what a page of new devices costs.
+        for rows in devices.chunks(UPSERT_ROWS) {
+            let mut insert = sqlx::QueryBuilder::new(head);
+            insert.push_values(rows, |mut row, d| {
+                row.push_bind(org).push_bind(&d.serial).push_bind(account);
+                push_device_columns!(row, d, checkpoint.now);
+            });
+            insert.push(tail);
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Database)?;
+        }
+        add_page(&mut tx, checkpoint.run, None, page_serials).await?;
+        advance(&mut tx, checkpoint, page_serials.len(), devices.len()).await?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+}
+
 #[async_trait]
 impl MirrorStore for SqliteStore {
     async fn start_sync_run(
@@ -263,32 +327,48 @@ impl MirrorStore for SqliteStore {
         page_serials: &[&str],
         changed: &[DeviceAttributes],
     ) -> Result<()> {
+        let into = (UPSERT_HEAD, UPSERT_TAIL);
+        self.write_device_page(into, org, account, checkpoint, page_serials, changed)
+            .await
+    }
+
+    async fn store_new_device_page(
+        &self,
+        org: OrgId,
+        account: ApiAccountId,
+        checkpoint: &Checkpoint,
+        page_serials: &[&str],
+        devices: &[DeviceAttributes],
+    ) -> Result<bool> {
+        let into = (INBOX_HEAD, "");
+        self.write_device_page(into, org, account, checkpoint, page_serials, devices)
+            .await?;
+        Ok(true)
+    }
+
+    async fn merge_staged_devices(&self, org: OrgId) -> Result<u64> {
         let org = org.0.to_string();
-        let account = account.0.to_string();
-        let (org, account) = (org.as_str(), account.as_str());
         let mut tx = self
             .sync_pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::Database)?;
-        // A few multi-row statements per page rather than one per device: the per-statement
-        // round trip, not the writing, is what a page of new devices costs.
-        for rows in changed.chunks(UPSERT_ROWS) {
-            let mut insert = sqlx::QueryBuilder::new(UPSERT_HEAD);
-            insert.push_values(rows, |mut row, d| {
-                row.push_bind(org).push_bind(&d.serial).push_bind(account);
-                push_device_columns!(row, d, checkpoint.now);
-            });
-            insert.push(UPSERT_TAIL);
-            insert
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Database)?;
-        }
-        add_page(&mut tx, checkpoint.run, None, page_serials).await?;
-        advance(&mut tx, checkpoint, page_serials.len(), changed.len()).await?;
-        tx.commit().await.map_err(StoreError::Database)
+        sqlx::query(&format!(
+            "{INBOX_MERGE}{UPSERT_TAIL} WHERE mirror_devices.content_hash <> excluded.content_hash \
+             OR mirror_devices.absent_since IS NOT NULL"
+        ))
+        .bind(&org)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?;
+        let staged = sqlx::query("DELETE FROM mirror_devices_inbox WHERE org_id = ?")
+            .bind(&org)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?
+            .rows_affected();
+        tx.commit().await.map_err(StoreError::Database)?;
+        Ok(staged)
     }
 
     async fn store_services(
