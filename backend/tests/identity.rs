@@ -222,6 +222,19 @@ async fn memberships_are_set_replaced_and_removed(ctx: &Ctx) {
         .map(|m| (m.org_id, m.role))
         .collect();
     assert_eq!(roles, [(acme, Role::Operator)]);
+    // What every signed-in request reads, in one statement: the same as the two reads.
+    store
+        .set_membership(user, beta, Role::Helpdesk)
+        .await
+        .unwrap();
+    let (row, memberships) = store.user_with_memberships(user).await.unwrap();
+    assert!(row == store.user(user).await.unwrap());
+    assert_eq!(memberships, store.memberships_of(user).await.unwrap());
+    assert_eq!(memberships.len(), 2);
+    assert!(matches!(
+        store.user_with_memberships(UserId::random()).await,
+        Err(StoreError::NotFound { .. })
+    ));
 
     assert!(matches!(
         store
@@ -249,6 +262,8 @@ async fn memberships_are_set_replaced_and_removed(ctx: &Ctx) {
 
     store.remove_membership(user, beta).await.unwrap();
     assert!(store.memberships_of(user).await.unwrap().is_empty());
+    let (_, memberships) = store.user_with_memberships(user).await.unwrap();
+    assert!(memberships.is_empty());
     assert!(matches!(
         store.remove_membership(user, beta).await,
         Err(StoreError::NotFound {

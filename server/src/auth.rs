@@ -104,8 +104,8 @@ async fn resolve(
         let _ = session.flush().await;
         return Ok(None);
     }
-    let user = match state.store.user(data.user_id).await {
-        Ok(user) if !user.disabled => user,
+    let (user, memberships) = match state.store.user_with_memberships(data.user_id).await {
+        Ok((user, memberships)) if !user.disabled => (user, memberships),
         Ok(_) | Err(StoreError::NotFound { .. }) => {
             tracing::info!(user = %data.user_id, "session of a disabled or deleted user ended");
             let _ = session.flush().await;
@@ -113,11 +113,6 @@ async fn resolve(
         }
         Err(_) => return Err(Box::new(internal_error("user lookup failed"))),
     };
-    let memberships = state
-        .store
-        .memberships_of(user.id)
-        .await
-        .map_err(|_| Box::new(internal_error("membership lookup failed")))?;
     if now - data.last_seen >= TOUCH_INTERVAL {
         data.last_seen = now;
         data.store(session)

@@ -27,12 +27,13 @@ pub async fn list_devices(
 
     use crate::model::devices::DeviceRow;
 
-    let (user, org) = ssr::organization(org.as_deref(), Permission::ViewDevices).await?;
+    let (user, org) = ssr::organization_id(org.as_deref(), Permission::ViewDevices).await?;
     let query = ssr::device_query(&query)?;
     let state = crate::ssr::state()?;
     let store = state.store.as_ref();
+    let overview = state.overviews.get(store, org).await?;
+    let org = &overview.organization;
     let page = state.index.search(store, org.id, &query).await?;
-    let overview = state.overviews.get(store, org.id).await?;
     let name_of = |id: &Option<String>| {
         id.as_deref()
             .and_then(|id| overview.service_name(id))
@@ -58,7 +59,7 @@ pub async fn list_devices(
         freshness: ssr::freshness_of(&state, org.id, &overview).await?,
         may_export: user.may(org.id, Permission::ExportData),
         may_assign: user.may(org.id, Permission::AssignDevices),
-        org: ssr::org_ref(&org),
+        org: ssr::org_ref(org),
     })
 }
 
@@ -319,6 +320,23 @@ pub(crate) mod ssr {
                     }
                 }
             }
+        }
+    }
+
+    /// [`organization`]'s id only: an id in the URL is checked against the viewer's
+    /// memberships without reading the organization (for callers that read it otherwise).
+    pub async fn organization_id(
+        id: Option<&str>,
+        permission: Permission,
+    ) -> Result<(CurrentUser, OrgId), AppError> {
+        match id.map(str::trim).filter(|id| !id.is_empty()) {
+            Some(id) => {
+                let org = parse_org(id)?;
+                Ok((require_permission(org, permission)?, org))
+            }
+            None => organization(None, permission)
+                .await
+                .map(|(user, org)| (user, org.id)),
         }
     }
 

@@ -197,8 +197,7 @@ impl DeviceIndex {
             .get(&org)?
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let absent: u64 = index.absent.iter().map(|w| u64::from(w.count_ones())).sum();
-        Some(index.len() as u64 - absent)
+        Some((index.len() - index.absent_count) as u64)
     }
 
     /// Bytes held for `org` (the memory bar: ≤ 8 MB per 100k devices), if built.
@@ -396,6 +395,9 @@ struct OrgIndex {
     combos: Vec<[u32; 6]>,
     dictionaries: [Dictionary; 6],
     absent: Vec<u64>,
+    /// Bits set in `absent`, kept by [`Self::set_absent`]: the freshness line asks on
+    /// every keystroke.
+    absent_count: usize,
     ident_grams: Vec<u64>,
     /// Whether folded order equals byte order for every serial (no byte in `[`..=`z`),
     /// so a range of `by_serial` is already in result order.
@@ -433,10 +435,16 @@ impl OrgIndex {
         if self.absent.len() <= w {
             self.absent.resize(w + 1, 0);
         }
+        let was = self.absent[w] >> b & 1 == 1;
         if absent {
             self.absent[w] |= 1 << b;
         } else {
             self.absent[w] &= !(1 << b);
+        }
+        match (was, absent) {
+            (false, true) => self.absent_count += 1,
+            (true, false) => self.absent_count -= 1,
+            _ => {}
         }
     }
 

@@ -1,13 +1,14 @@
-//! What every answer of the device list repeats besides its rows: the names of the
-//! organization's device management services (to label the rows) and the recent sync runs of
-//! its API accounts (for the "synced 3 min ago" line).
+//! What every answer of the device list repeats besides its rows: the organization itself
+//! (its name), the names of its device management services (to label the rows) and the
+//! recent sync runs of its API accounts (for the "synced 3 min ago" line).
 //!
 //! The list answers on every pause in typing, and these reads were most of its database
-//! round trips: three or more per keystroke, for facts that change a few times an hour. An
+//! round trips: four or more per keystroke, for facts that change a few times an hour. An
 //! [`Overviews`] keeps them per organization for [`MAX_AGE`], so a person typing (or a
 //! hundred people) costs one read of them a second. Nothing is invalidated: a sync on this
 //! instance or another, or a renamed service, shows within [`MAX_AGE`], the same on every
-//! instance. Pages that act on these facts (Settings, the assignment wizard) read the store.
+//! instance (a deleted organization, too, is still listed for that long). Pages that act on
+//! these facts (Settings, the assignment wizard) read the store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::search::ServiceName;
 use super::sync::SyncRun;
 use crate::accounts::ApiAccountId;
-use crate::orgs::OrgId;
+use crate::orgs::{OrgId, Organization};
 use crate::store::{Result, Store};
 
 /// How long an organization's overview is reused.
@@ -26,9 +27,10 @@ pub const MAX_AGE: Duration = Duration::from_secs(1);
 /// behind a few failed runs.
 pub const RUNS_PER_ACCOUNT: u32 = 20;
 
-/// One organization's service names and recent sync runs, as read at one moment.
+/// One organization, its service names and recent sync runs, as read at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overview {
+    pub organization: Organization,
     /// By name, absent services included.
     pub services: Vec<ServiceName>,
     /// Each API account with its latest runs, newest first.
@@ -36,15 +38,21 @@ pub struct Overview {
 }
 
 impl Overview {
-    /// Reads the overview from the store now.
+    /// Reads the overview from the store now (`NotFound` for an organization that does not
+    /// exist).
     pub async fn read(store: &dyn Store, org: OrgId) -> Result<Self> {
+        let organization = store.organization(org).await?;
         let services = store.service_names(org).await?;
         let mut accounts = Vec::new();
         for account in store.list_api_accounts(org).await? {
             let id = account.view.id;
             accounts.push((id, store.sync_runs(id, RUNS_PER_ACCOUNT).await?));
         }
-        Ok(Self { services, accounts })
+        Ok(Self {
+            organization,
+            services,
+            accounts,
+        })
     }
 
     /// The name of the service `id`, if the organization has (or had) it.

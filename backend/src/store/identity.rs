@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::Result;
+use super::{Result, StoreError};
 use crate::identity::UserId;
 use crate::identity::roles::Role;
 use crate::orgs::OrgId;
@@ -208,6 +208,10 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// The user's memberships, by organization id.
     async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>>;
 
+    /// [`Self::user`] and [`Self::memberships_of`] in one statement: what every signed-in
+    /// request reads.
+    async fn user_with_memberships(&self, id: UserId) -> Result<(UserRow, Vec<Membership>)>;
+
     /// Every membership of every user (for the user list).
     async fn list_memberships(&self) -> Result<Vec<Membership>>;
 
@@ -279,4 +283,26 @@ pub trait IdentityStore: Send + Sync + 'static {
         now: OffsetDateTime,
         admin: &NewUser,
     ) -> Result<UserRow>;
+}
+
+/// The memberships of `user` from the JSON array of `[org_id, role]` pairs that
+/// [`IdentityStore::user_with_memberships`] reads on both databases.
+pub(super) fn memberships_from_json(user: UserId, json: &str) -> Result<Vec<Membership>> {
+    let pairs: Vec<(String, String)> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("memberships of a user: {e}")))?;
+    pairs
+        .into_iter()
+        .map(|(org, role)| {
+            Ok(Membership {
+                user_id: user,
+                org_id: OrgId(
+                    uuid::Uuid::parse_str(&org)
+                        .map_err(|e| StoreError::Corrupt(format!("memberships.org_id: {e}")))?,
+                ),
+                role: role
+                    .parse::<Role>()
+                    .map_err(|e| StoreError::Corrupt(format!("memberships.role: {e}")))?,
+            })
+        })
+        .collect()
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::identity::{
     AttemptStats, IdentityStore, Membership, NewUser, SealedSecret, SsoRoleRule, UserRow,
-    username_key,
+    memberships_from_json, username_key,
 };
 use super::{PostgresStore, Result, StoreError};
 use crate::identity::{Role, UserId};
@@ -363,6 +363,26 @@ impl IdentityStore for PostgresStore {
         .iter()
         .map(membership)
         .collect()
+    }
+
+    async fn user_with_memberships(&self, id: UserId) -> Result<(UserRow, Vec<Membership>)> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            user: PgUserRow,
+            memberships: String,
+        }
+        let row = sqlx::query_as::<_, Row>(&format!(
+            "SELECT {USER_COLUMNS}, (SELECT COALESCE(json_agg(json_build_array(org_id, role) \
+             ORDER BY org_id), '[]')::text FROM memberships WHERE user_id = users.id) \
+             AS memberships FROM users WHERE id = $1"
+        ))
+        .bind(id.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx("user", e))?;
+        let memberships = memberships_from_json(id, &row.memberships)?;
+        Ok((row.user.try_into()?, memberships))
     }
 
     async fn list_memberships(&self) -> Result<Vec<Membership>> {

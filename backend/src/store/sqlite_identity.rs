@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::identity::{
     AttemptStats, IdentityStore, Membership, NewUser, SealedSecret, SsoRoleRule, UserRow,
-    username_key,
+    memberships_from_json, username_key,
 };
 use super::{Result, SqliteStore, StoreError};
 use crate::identity::{Role, UserId};
@@ -409,6 +409,26 @@ impl IdentityStore for SqliteStore {
         .iter()
         .map(membership)
         .collect()
+    }
+
+    async fn user_with_memberships(&self, id: UserId) -> Result<(UserRow, Vec<Membership>)> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            user: SqliteUserRow,
+            memberships: String,
+        }
+        let row = sqlx::query_as::<_, Row>(&format!(
+            "SELECT {USER_COLUMNS}, (SELECT json_group_array(json_array(org_id, role)) FROM \
+             (SELECT org_id, role FROM memberships WHERE user_id = users.id ORDER BY org_id)) \
+             AS memberships FROM users WHERE id = ?"
+        ))
+        .bind(id.0.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx("user", e))?;
+        let memberships = memberships_from_json(id, &row.memberships)?;
+        Ok((row.user.try_into()?, memberships))
     }
 
     async fn list_memberships(&self) -> Result<Vec<Membership>> {
