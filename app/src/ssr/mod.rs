@@ -30,8 +30,8 @@ pub struct AppState {
     pub sync: Arc<backend::mirror::sync::SyncEngine>,
     /// The in-memory search index of the mirror (fed by `sync`).
     pub index: Arc<backend::mirror::index::DeviceIndex>,
-    /// Service names and recent sync runs per organization, reused for a second: what the
-    /// device list repeats on every keystroke besides its rows.
+    /// Each organization, its service names and recent sync runs, reused for a second: what
+    /// the device list repeats on every keystroke besides its rows.
     pub overviews: Arc<backend::mirror::overview::Overviews>,
     /// Runs confirmed bulk-assignment jobs; one per instance. Confirm and cancel through it
     /// (`jobs.confirm`, `jobs.cancel`) so it starts or stops at once.

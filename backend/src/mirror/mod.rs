@@ -135,8 +135,8 @@ impl DeviceAttributes {
     /// The mirror row a page upsert of these attributes leaves, as far as they tell: Apple's
     /// attributes, present (the upsert clears absence), changed `now`. The service, the
     /// AppleCare state and the first-seen time are the stored ones, which the upsert keeps
-    /// and this cannot know (`None`, `None` and `now` here). What the sync hands the search index, which reads Apple's
-    /// attributes and absence only, without reading the rows back.
+    /// and this cannot know (`None`, `None` and `now` here). What the sync hands the search
+    /// index, which reads Apple's attributes and absence only, without reading the rows back.
     pub fn into_written(self, now: i64) -> DeviceRecord {
         DeviceRecord {
             serial: self.serial,

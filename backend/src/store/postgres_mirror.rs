@@ -18,7 +18,7 @@ use crate::mirror::sync::{RunId, RunState, SyncCause, SyncPhase, SyncRun};
 use crate::mirror::{AppleCareState, DeviceAttributes, ServiceAttributes};
 use crate::orgs::OrgId;
 
-use super::sqlite_mirror::{RUN_COLUMNS, UPSERT_HEAD, UPSERT_TAIL};
+use super::sqlite_mirror::{RUN_COLUMNS, UPSERT_HEAD, UPSERT_IF_CHANGED, UPSERT_TAIL};
 
 #[derive(FromRow)]
 struct RunRow {
@@ -530,11 +530,7 @@ impl MirrorStore for PostgresStore {
             push_device_columns!(row, d, now);
         });
         insert.push(UPSERT_TAIL);
-        // An unchanged device is not rewritten.
-        insert.push(
-            " WHERE mirror_devices.content_hash <> excluded.content_hash \
-             OR mirror_devices.absent_since IS NOT NULL",
-        );
+        insert.push(UPSERT_IF_CHANGED);
         let written = insert
             .build()
             .execute(&mut *tx)

@@ -28,16 +28,17 @@ pub struct SqliteStore {
     pub(super) sync_pool: SqlitePool,
 }
 
-impl SqliteStore {
-    /// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`): one that reads
-    /// before writing would otherwise fail with SQLITE_BUSY when another writer went first.
-    pub(super) async fn immediate(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::Database)
-    }
+/// A transaction on `pool` that takes the write lock at once (`BEGIN IMMEDIATE`): one that
+/// reads before writing would otherwise fail with SQLITE_BUSY when another writer went first.
+pub(super) async fn immediate(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    pool.begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(StoreError::Database)
+}
 
+impl SqliteStore {
     /// Opens (creating if missing) the database file and applies pending migrations.
     pub async fn connect(config: &DatabaseConfig) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(&config.url)

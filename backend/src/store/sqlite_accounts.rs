@@ -9,6 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::accounts::{AccountStore, ChainHash, MAX_ACCOUNTS_CONSTRAINT, Reseal};
+use super::sqlite::immediate;
 use super::{Result, SqliteStore, StoreError};
 use crate::accounts::{
     AccountKind, AccountUrls, ApiAccountId, ApiAccountRecord, ApiAccountView, HealthUpdate,
@@ -198,7 +199,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn reseal_all(&self, columns: &[SealedColumn], reseal: &Reseal<'_>) -> Result<usize> {
-        let mut tx = self.immediate().await?;
+        let mut tx = immediate(&self.pool).await?;
         let mut count = 0;
         for column in columns {
             let select = format!(
@@ -243,7 +244,7 @@ impl AccountStore for SqliteStore {
         max_per_org: usize,
     ) -> Result<()> {
         let v = &record.view;
-        let mut tx = self.immediate().await?;
+        let mut tx = immediate(&self.pool).await?;
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_accounts WHERE org_id = ?")
             .bind(v.org_id.0.to_string())
             .fetch_one(&mut *tx)
@@ -397,7 +398,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn append_audit(&self, draft: &AuditDraft, hash: &ChainHash<'_>) -> Result<AuditEntry> {
-        let mut tx = self.immediate().await?;
+        let mut tx = immediate(&self.pool).await?;
         let head: Option<(i64, String)> =
             sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
                 .fetch_optional(&mut *tx)

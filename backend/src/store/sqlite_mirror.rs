@@ -10,6 +10,7 @@ use super::mirror::{
     Checkpoint, DeviceChange, FACT_COLUMNS, FactsRow, MirrorStore, PresentDevice, StoredHash,
     push_device_columns,
 };
+use super::sqlite::immediate;
 use super::{Result, SqliteStore, StoreError, count};
 use crate::accounts::ApiAccountId;
 use crate::jobs::preview::DeviceFacts;
@@ -66,6 +67,10 @@ pub(super) const UPSERT_TAIL: &str = " ON CONFLICT (org_id, serial) DO UPDATE SE
     added_at = excluded.added_at, ordered_at = excluded.ordered_at, \
     apple_updated_at = excluded.apple_updated_at, migration_deadline = excluded.migration_deadline, \
     content_hash = excluded.content_hash, changed_at = excluded.changed_at, absent_since = NULL";
+/// After [`UPSERT_TAIL`] where the stored row may be the same: an unchanged device is not
+/// rewritten (a returning one is, to clear its absence).
+pub(super) const UPSERT_IF_CHANGED: &str = " WHERE mirror_devices.content_hash <> \
+    excluded.content_hash OR mirror_devices.absent_since IS NOT NULL";
 
 #[derive(FromRow)]
 struct RunRow {
@@ -200,11 +205,7 @@ impl SqliteStore {
         let org = org.0.to_string();
         let account = account.0.to_string();
         let (org, account) = (org.as_str(), account.as_str());
-        let mut tx = self
-            .sync_pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::Database)?;
+        let mut tx = immediate(&self.sync_pool).await?;
         // A few multi-row statements per page rather than one per device: the per-statement
         // round trip, not the writing, is what a page of new devices costs.
         for rows in devices.chunks(UPSERT_ROWS) {
@@ -352,19 +353,24 @@ impl MirrorStore for SqliteStore {
 
     async fn merge_staged_devices(&self, org: OrgId) -> Result<u64> {
         let org = org.0.to_string();
-        let mut tx = self
-            .sync_pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::Database)?;
-        sqlx::query(&format!(
-            "{INBOX_MERGE}{UPSERT_TAIL} WHERE mirror_devices.content_hash <> excluded.content_hash \
-             OR mirror_devices.absent_since IS NOT NULL"
-        ))
+        // Every run asks (at its start and after its device list); most have staged nothing,
+        // and the write lock is not taken for them.
+        let staged: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM mirror_devices_inbox WHERE org_id = ?)",
+        )
         .bind(&org)
-        .execute(&mut *tx)
+        .fetch_one(&self.sync_pool)
         .await
         .map_err(StoreError::Database)?;
+        if !staged {
+            return Ok(0);
+        }
+        let mut tx = immediate(&self.sync_pool).await?;
+        sqlx::query(&format!("{INBOX_MERGE}{UPSERT_TAIL}{UPSERT_IF_CHANGED}"))
+            .bind(&org)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
         let staged = sqlx::query("DELETE FROM mirror_devices_inbox WHERE org_id = ?")
             .bind(&org)
             .execute(&mut *tx)
@@ -384,7 +390,7 @@ impl MirrorStore for SqliteStore {
     ) -> Result<()> {
         let org = org.0.to_string();
         let account = account.0.to_string();
-        let mut tx = self.immediate().await?;
+        let mut tx = immediate(&self.pool).await?;
         for s in services {
             sqlx::query(
                 "INSERT INTO mirror_services (org_id, id, account_id, name, server_type, \
@@ -446,7 +452,7 @@ impl MirrorStore for SqliteStore {
         service_id: &str,
         serials: &[&str],
     ) -> Result<()> {
-        let mut tx = self.immediate().await?;
+        let mut tx = immediate(&self.pool).await?;
         add_page(&mut tx, checkpoint.run, Some(service_id), serials).await?;
         advance(&mut tx, checkpoint, serials.len(), 0).await?;
         tx.commit().await.map_err(StoreError::Database)
@@ -496,7 +502,7 @@ impl MirrorStore for SqliteStore {
         then: Option<SyncPhase>,
     ) -> Result<()> {
         let org = org.0.to_string();
-        let mut tx = self.immediate().await?;
+        let mut tx = immediate(&self.pool).await?;
         for change in changes {
             sqlx::query(
                 "UPDATE mirror_devices SET absent_since = COALESCE(?, absent_since), \
@@ -553,18 +559,14 @@ impl MirrorStore for SqliteStore {
         let org = org.0.to_string();
         let account = account.0.to_string();
         let (org, account) = (org.as_str(), account.as_str());
-        let mut tx = self.immediate().await?;
+        let mut tx = immediate(&self.pool).await?;
         let mut insert = sqlx::QueryBuilder::new(UPSERT_HEAD);
         insert.push_values([device], |mut row, d| {
             row.push_bind(org).push_bind(&d.serial).push_bind(account);
             push_device_columns!(row, d, now);
         });
         insert.push(UPSERT_TAIL);
-        // An unchanged device is not rewritten.
-        insert.push(
-            " WHERE mirror_devices.content_hash <> excluded.content_hash \
-             OR mirror_devices.absent_since IS NOT NULL",
-        );
+        insert.push(UPSERT_IF_CHANGED);
         let written = insert
             .build()
             .execute(&mut *tx)
@@ -688,7 +690,7 @@ impl MirrorStore for SqliteStore {
         state: AppleCareState,
     ) -> Result<()> {
         let org = org.0.to_string();
-        let mut tx = self.immediate().await?;
+        let mut tx = immediate(&self.pool).await?;
         sqlx::query(
             "INSERT INTO device_coverage (org_id, serial, fetched_at, facts) VALUES (?, ?, ?, ?) \
              ON CONFLICT (org_id, serial) DO UPDATE SET fetched_at = excluded.fetched_at, \
