@@ -406,6 +406,11 @@ pub struct MirrorConfig {
     /// Whether the scheduler runs at all; `false` leaves only "Sync now". Default `true`.
     /// Env: `ORCHARD_MIRROR__SCHEDULE`.
     pub schedule: bool,
+    /// Seconds an account's sync lease lasts without renewal (SQLite; renewed every quarter
+    /// of it). After a crash, the interrupted sync resumes within this long of the next
+    /// start. On PostgreSQL the lock ends with the process. Default 120.
+    /// Env: `ORCHARD_MIRROR__LEASE_SECS`.
+    pub lease_secs: u64,
     /// How long a device's AppleCare coverage and Activation Lock, fetched from Apple when
     /// someone opens the device, are shown without asking Apple again. Default 86400 (a day).
     /// Env: `ORCHARD_MIRROR__COVERAGE_MAX_AGE_SECS`.
@@ -422,6 +427,7 @@ impl Default for MirrorConfig {
             sync_interval_secs: 60 * 60,
             retry_secs: 5 * 60,
             schedule: true,
+            lease_secs: 120,
             coverage_max_age_secs: 24 * 60 * 60,
             audit_history_days: 90,
         }
@@ -439,6 +445,10 @@ impl MirrorConfig {
 
     pub fn audit_history(&self) -> Duration {
         Duration::from_secs(u64::from(self.audit_history_days) * 24 * 60 * 60)
+    }
+
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
     }
 }
 
@@ -836,6 +846,7 @@ impl Config {
             ("auth.setup_token_ttl_secs", auth.setup_token_ttl_secs),
             ("mirror.sync_interval_secs", self.mirror.sync_interval_secs),
             ("mirror.retry_secs", self.mirror.retry_secs),
+            ("mirror.lease_secs", self.mirror.lease_secs),
             ("jobs.chunk_size", u64::from(self.jobs.chunk_size)),
             ("jobs.lease_secs", self.jobs.lease_secs),
             ("jobs.tick_ms", self.jobs.tick_ms),

@@ -12,6 +12,8 @@ use apple::resources::audit_events;
 use apple::resources::blueprints::{self, BlueprintRelationship};
 use backend::accounts::{ApiAccountId, Clients};
 use backend::mirror::directory::{AuditEventRecord, ObjectKind};
+use backend::mirror::index::{DeviceIndex, SearchPath};
+use backend::mirror::search::DeviceQuery;
 use backend::mirror::sync::{RunState, SyncCause, SyncEngine, SyncError, SyncPhase};
 use backend::orgs::OrgId;
 use backend::store::{DatabaseKind, Store};
@@ -29,6 +31,7 @@ both_backends!(
     one_sync_per_account_at_a_time,
     the_directory_and_audit_events_follow_apple,
     a_page_is_stored_once_per_serial_and_compared_unless_the_mirror_was_empty,
+    another_instances_syncs_reach_this_instances_index,
 );
 
 /// A simulator organization connected to Orchard as one API account.
@@ -840,7 +843,7 @@ async fn a_page_is_stored_once_per_serial_and_compared_unless_the_mirror_was_emp
     }
     staging.finish(store, org).await.unwrap();
     assert_eq!(
-        store.merge_staged_devices(org).await.unwrap(),
+        store.merge_staged_devices(org, 0).await.unwrap(),
         0,
         "merged once"
     );
@@ -881,4 +884,95 @@ async fn a_page_is_stored_once_per_serial_and_compared_unless_the_mirror_was_emp
     );
     let run = store.sync_run(run.id).await.unwrap();
     assert_eq!((run.pages, run.items, run.written), (4, 7, 4));
+}
+
+/// Two instances share the database, not their search indexes: one syncs (with its own
+/// index), the other only searches. The searching one must answer like SQL after each of
+/// the other's runs: its first (an account it has no mark of: rebuilt) and a later one
+/// (new, released and recoloured devices: caught up from the rows changed since).
+async fn another_instances_syncs_reach_this_instances_index(ctx: &Ctx) {
+    let s = setup(ctx, simulator(504, 3_000).await, unlimited()).await;
+    let store = ctx.store.as_ref();
+    let syncing = SyncEngine::new(ctx.store.clone(), s.clients.clone(), Default::default());
+    let here = DeviceIndex::with_check_every(Duration::ZERO);
+    let everything = DeviceQuery::text("");
+    let (empty, _) = here
+        .search_with_path(store, s.org, &everything)
+        .await
+        .unwrap();
+    assert_eq!(empty.total, 0);
+
+    let first = syncing
+        .sync_account(s.org, s.account, SyncCause::Manual)
+        .await
+        .unwrap();
+    assert_eq!(first.state, RunState::Succeeded);
+    let before: Vec<String> = truth(&s.sim).await.into_keys().collect();
+    let answers = |text: &str| answer(&here, store, s.org, DeviceQuery::text(text));
+    let (total, _) = answers("").await;
+    assert_eq!(total, 3_000 - released(&s.sim).await);
+
+    let servers = stats_servers(&s.sim).await;
+    mutate(
+        &s.sim,
+        json!({"op": "addDevices", "count": 25, "serverId": servers[0]}),
+    )
+    .await;
+    mutate(
+        &s.sim,
+        json!({"op": "releaseDevices", "serials": &before[0..10]}),
+    )
+    .await;
+    mutate(
+        &s.sim,
+        json!({"op": "setAttributes", "serials": &before[20..30], "attributes": {"color": "ORCHARD GREEN"}}),
+    )
+    .await;
+    let second = syncing
+        .sync_account(s.org, s.account, SyncCause::Manual)
+        .await
+        .unwrap();
+    assert_eq!(second.released, 10, "{second:?}");
+    let added: Vec<String> = truth(&s.sim)
+        .await
+        .into_keys()
+        .filter(|serial| !before.contains(serial))
+        .collect();
+    assert_eq!(added.len(), 25);
+
+    // The default view is counted and paged by the index alone: it must know the new and
+    // the released devices.
+    let (total, path) = answers("").await;
+    assert_eq!(path, SearchPath::Index);
+    assert_eq!(total, 3_000 + 25 - released(&s.sim).await);
+    let (total, path) = answers(&added[0][3..]).await;
+    assert_eq!(
+        (total, path),
+        (1, SearchPath::Index),
+        "a new device, by substring"
+    );
+    let (total, _) = answers(&before[0]).await;
+    assert_eq!(total, 0, "a released device is left out");
+    let (total, path) = answers("orchard green").await;
+    assert_eq!(total, 10, "recoloured devices, by free text");
+    assert_ne!(path, SearchPath::Sql);
+    s.sim.shutdown().await;
+}
+
+/// The index's answer to `query`, checked against SQL: the total and the path.
+async fn answer(
+    index: &DeviceIndex,
+    store: &dyn Store,
+    org: OrgId,
+    query: DeviceQuery,
+) -> (u64, SearchPath) {
+    let (page, path) = index.search_with_path(store, org, &query).await.unwrap();
+    let sql = store.search_devices(org, &query).await.unwrap();
+    assert_eq!(page, sql, "`{}`: the index and SQL differ", query.text);
+    (page.total, path)
+}
+
+/// How many devices the simulator has released.
+async fn released(sim: &RunningSimulator) -> u64 {
+    truth(sim).await.values().filter(|d| d.released).count() as u64
 }

@@ -262,7 +262,7 @@ pub fn app_state(
             store.clone(),
             clients.clone(),
             index.clone(),
-            backend::mirror::sync::LEASE_TTL,
+            config.mirror.lease_ttl(),
             config.mirror.audit_history(),
         ),
         jobs: JobRunner::new(

@@ -31,16 +31,31 @@
 //! organization (deleted, or a bulk rewrite where a rebuild is cheaper). A serial is never
 //! removed from the index: devices are never deleted from the mirror, and a stale extra
 //! candidate is harmless because rows are re-checked or read by primary key.
+//!
+//! # Other instances' syncs
+//! Instances share the database, not their indexes, and a sync runs on one of them. So an
+//! index remembers how far each API account's latest run had got when it last looked (its
+//! id, rows written and released: [`RunMark`]), and a search looks again at most every
+//! [`CHECK_EVERY`] (one small query). A run that wrote more than the index knows, and is
+//! not running in this process ([`DeviceIndex::run_here`]), is caught up by
+//! reading the rows changed since the mark ([`DeviceSearch::for_each_device_changed`], by
+//! the writing instance's clock, with a margin). An account the index has no mark for, or
+//! more changes than a rebuild would read, drop the index instead. A row seen on a page
+//! that no longer matches (say, released by another instance's device refresh, which no
+//! run counts) is applied and the page answered by SQL.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use super::DeviceRecord;
 use super::search::{
     DeviceCursor, DeviceFilters, DeviceQuery, DeviceSort, SearchPage, contains_folded,
     is_substring_word, page_of, sort_models, words,
 };
+use super::sync::RunId;
+use crate::accounts::ApiAccountId;
 use crate::orgs::OrgId;
 use crate::store::{DeviceSearch, Result};
 
@@ -49,6 +64,41 @@ pub const FETCH_MAX: usize = 2_000;
 
 /// Bits of the identifier-trigram set (128 KiB per organization).
 const IDENT_BITS: u32 = 20;
+
+/// Rows a catch-up reads at least before it gives up for a rebuild (which reads them all);
+/// the limit is otherwise a quarter of the index.
+const CATCH_UP_MIN: usize = 100_000;
+
+/// How often a search looks for rows other instances' syncs wrote.
+pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Seconds subtracted from a mark's time when reading the rows changed since: a later page
+/// of the same run (same clock) is never earlier than its last progress, but clocks step.
+const SAME_RUN_MARGIN: i64 = 2;
+/// The same for a run the index has not seen, whose instance's clock may differ.
+const NEW_RUN_MARGIN: i64 = 60;
+
+/// How far an API account's latest sync run had got: its id, and the device rows it had
+/// written, marked absent and moved from staging (SQLite) by `updated_at` (the writing
+/// instance's clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunMark {
+    pub account: ApiAccountId,
+    pub run: RunId,
+    pub written: u64,
+    pub released: u64,
+    pub merged: u64,
+    pub started_at: i64,
+    pub updated_at: i64,
+}
+
+impl RunMark {
+    /// Whether `latest` wrote nothing this mark does not cover.
+    fn covers(&self, latest: &Self) -> bool {
+        (self.run, self.written, self.released, self.merged)
+            == (latest.run, latest.written, latest.released, latest.merged)
+    }
+}
 
 /// How a search was answered (the bench and tests report it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,11 +112,31 @@ pub enum SearchPath {
 }
 
 /// The indexes of every organization searched since start.
-#[derive(Default)]
 pub struct DeviceIndex {
-    orgs: RwLock<HashMap<OrgId, Arc<RwLock<OrgIndex>>>>,
+    orgs: RwLock<HashMap<OrgId, Arc<Built>>>,
     /// Organizations whose index is being built, with the rows applied meanwhile.
     loading: Mutex<HashMap<OrgId, Loading>>,
+    /// Sync runs this process is running: their rows arrive through [`Self::apply`].
+    local_runs: Mutex<HashSet<RunId>>,
+    check_every: Duration,
+}
+
+impl Default for DeviceIndex {
+    fn default() -> Self {
+        Self::with_check_every(CHECK_EVERY)
+    }
+}
+
+/// A built index and what it has taken in of the sync runs.
+struct Built {
+    index: RwLock<OrgIndex>,
+    /// Held by the one search that looks at the runs; the others go on meanwhile.
+    marks: tokio::sync::Mutex<Marks>,
+}
+
+struct Marks {
+    checked: Instant,
+    by_account: HashMap<ApiAccountId, RunMark>,
 }
 
 /// An index being built.
@@ -82,6 +152,51 @@ struct Loading {
 impl DeviceIndex {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An index that looks for other instances' writes every `check_every` (tests: zero).
+    pub fn with_check_every(check_every: Duration) -> Self {
+        Self {
+            orgs: RwLock::default(),
+            loading: Mutex::default(),
+            local_runs: Mutex::default(),
+            check_every,
+        }
+    }
+
+    /// The sync engine runs `run` in this process, and applies its rows, until the guard
+    /// is dropped (whatever the outcome): anything the run writes later is another
+    /// instance's doing.
+    pub fn run_here(&self, run: RunId) -> RunHere<'_> {
+        self.local().insert(run);
+        RunHere { index: self, run }
+    }
+
+    /// Marks the counters of the runs going on here as read, before they end: this
+    /// process applied their rows as it wrote them, so nothing of theirs is read back.
+    pub async fn settle_local_runs(&self, store: &dyn DeviceSearch, org: OrgId) -> Result<()> {
+        let built = self
+            .orgs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&org)
+            .cloned();
+        let Some(built) = built else {
+            return Ok(());
+        };
+        let mut marks = built.marks.lock().await;
+        for mark in store.latest_sync_runs(org).await? {
+            if self.local().contains(&mark.run) {
+                marks.by_account.insert(mark.account, mark);
+            }
+        }
+        Ok(())
+    }
+
+    fn local(&self) -> std::sync::MutexGuard<'_, HashSet<RunId>> {
+        self.local_runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// One page of `query`, exactly as [`DeviceSearch::search_devices`] answers it.
@@ -105,6 +220,7 @@ impl DeviceIndex {
             return Ok((store.search_devices(org, query).await?, SearchPath::Sql));
         };
         let plan = index
+            .index
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .plan(query);
@@ -118,8 +234,10 @@ impl DeviceIndex {
                 } else {
                     store.devices_by_serial(org, wanted).await?
                 };
-                if rows.len() != wanted.len() {
-                    // The index knows a serial the mirror does not: answer from SQL.
+                if rows.len() != wanted.len() || !rows.iter().all(|d| query.matches(d)) {
+                    // The index knows a serial the mirror does not, or a row changed in a
+                    // way it was not told (see the module note): mend it, answer from SQL.
+                    self.apply(org, &rows);
                     return Ok((store.search_devices(org, query).await?, SearchPath::Sql));
                 }
                 rows.sort_by(|a, b| a.serial.as_bytes().cmp(b.serial.as_bytes()));
@@ -162,8 +280,9 @@ impl DeviceIndex {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&org)
             .cloned();
-        if let Some(index) = index {
-            index
+        if let Some(built) = index {
+            built
+                .index
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
                 .apply(rows);
@@ -195,6 +314,7 @@ impl DeviceIndex {
         let orgs = self.orgs.read().unwrap_or_else(PoisonError::into_inner);
         let index = orgs
             .get(&org)?
+            .index
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         Some((index.len() - index.absent_count) as u64)
@@ -203,8 +323,9 @@ impl DeviceIndex {
     /// Bytes held for `org` (the memory bar: ≤ 8 MB per 100k devices), if built.
     pub fn memory_bytes(&self, org: OrgId) -> Option<usize> {
         let orgs = self.orgs.read().unwrap_or_else(PoisonError::into_inner);
-        let index = orgs.get(&org)?;
-        let bytes = index
+        let built = orgs.get(&org)?;
+        let bytes = built
+            .index
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .memory_bytes();
@@ -217,7 +338,8 @@ impl DeviceIndex {
     /// while another task builds the index.
     pub async fn models(&self, store: &dyn DeviceSearch, org: OrgId) -> Result<Vec<String>> {
         match self.ready(store, org).await? {
-            Some(index) => Ok(index
+            Some(built) => Ok(built
+                .index
                 .read()
                 .unwrap_or_else(PoisonError::into_inner)
                 .present_models()),
@@ -225,20 +347,82 @@ impl DeviceIndex {
         }
     }
 
-    /// The index of `org`, built if missing; `None` while another task builds it.
-    async fn ready(
-        &self,
-        store: &dyn DeviceSearch,
-        org: OrgId,
-    ) -> Result<Option<Arc<RwLock<OrgIndex>>>> {
-        if let Some(index) = self
+    /// The index of `org`, built if missing and caught up with other instances' syncs if
+    /// due; `None` while another task builds it.
+    async fn ready(&self, store: &dyn DeviceSearch, org: OrgId) -> Result<Option<Arc<Built>>> {
+        let built = self
             .orgs
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&org)
-        {
-            return Ok(Some(index.clone()));
+            .cloned();
+        if let Some(built) = built {
+            return if self.catch_up(store, org, &built).await? {
+                Ok(Some(built))
+            } else {
+                self.build(store, org).await
+            };
         }
+        self.build(store, org).await
+    }
+
+    /// Looks at the organization's sync runs if the check interval has passed, and reads
+    /// what other instances wrote since the last look. `false` when the index was dropped
+    /// instead (a rebuild reads less).
+    async fn catch_up(&self, store: &dyn DeviceSearch, org: OrgId, built: &Built) -> Result<bool> {
+        let Ok(mut marks) = built.marks.try_lock() else {
+            return Ok(true); // another search is looking
+        };
+        if marks.checked.elapsed() < self.check_every {
+            return Ok(true);
+        }
+        let latest = store.latest_sync_runs(org).await?;
+        let mut since: Option<i64> = None;
+        for run in &latest {
+            let from = match marks.by_account.get(&run.account) {
+                Some(mark) if mark.covers(run) => continue,
+                _ if self.local().contains(&run.run) => continue,
+                Some(mark) if mark.run == run.run => mark.updated_at - SAME_RUN_MARGIN,
+                Some(mark) => mark.updated_at.min(run.started_at) - NEW_RUN_MARGIN,
+                // An account the index has not seen a run of (new since the build).
+                None => {
+                    self.forget(org);
+                    return Ok(false);
+                }
+            };
+            since = Some(since.map_or(from, |s| s.min(from)));
+        }
+        if let Some(since) = since {
+            let len = built
+                .index
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len();
+            let most = (len / 4).max(CATCH_UP_MIN);
+            let mut rows = Vec::new();
+            let mut too_many = false;
+            store
+                .for_each_device_changed(org, since, &mut |d| {
+                    if rows.len() < most {
+                        rows.push(d);
+                    } else {
+                        too_many = true;
+                    }
+                })
+                .await?;
+            if too_many {
+                self.forget(org);
+                return Ok(false);
+            }
+            self.apply(org, &rows);
+        }
+        marks.by_account = latest.into_iter().map(|m| (m.account, m)).collect();
+        marks.checked = Instant::now();
+        Ok(true)
+    }
+
+    /// Builds the index of `org`; `None` while another task builds it.
+    async fn build(&self, store: &dyn DeviceSearch, org: OrgId) -> Result<Option<Arc<Built>>> {
         {
             let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
             if loading.contains_key(&org) {
@@ -250,11 +434,17 @@ impl DeviceIndex {
         // the organization out of `loading`, so the next search builds it again instead of
         // falling back to SQL for good.
         let guard = LoadingGuard { index: self, org };
+        // The runs first: whatever they write after this is caught up later.
+        let marks = store.latest_sync_runs(org).await;
         let mut index = OrgIndex::default();
-        let built = store.for_each_device(org, &mut |d| index.insert(&d)).await;
+        let built = match marks {
+            Ok(_) => store.for_each_device(org, &mut |d| index.insert(&d)).await,
+            Err(_) => Ok(()),
+        };
         std::mem::forget(guard);
         let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
         let building = loading.remove(&org).unwrap_or_default();
+        let marks = marks?;
         built?;
         if building.forgotten {
             // Searched through SQL this time; the next search builds it again.
@@ -262,14 +452,32 @@ impl DeviceIndex {
         }
         index.finish();
         index.apply(&building.queued);
-        let index = Arc::new(RwLock::new(index));
+        let built = Arc::new(Built {
+            index: RwLock::new(index),
+            marks: tokio::sync::Mutex::new(Marks {
+                checked: Instant::now(),
+                by_account: marks.into_iter().map(|m| (m.account, m)).collect(),
+            }),
+        });
         // Published while `loading` is held, so no `apply` falls between the two maps.
         self.orgs
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(org, index.clone());
+            .insert(org, built.clone());
         drop(loading);
-        Ok(Some(index))
+        Ok(Some(built))
+    }
+}
+
+/// A sync run going on in this process ([`DeviceIndex::run_here`]).
+pub struct RunHere<'a> {
+    index: &'a DeviceIndex,
+    run: RunId,
+}
+
+impl Drop for RunHere<'_> {
+    fn drop(&mut self) {
+        self.index.local().remove(&self.run);
     }
 }
 

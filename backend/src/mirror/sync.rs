@@ -400,6 +400,9 @@ impl SyncEngine {
                     .await?
             }
         };
+        // Until this returns (or is dropped), the run's rows reach the index through
+        // `apply`, not by reading them back.
+        let _here = self.index.run_here(run.id);
         let expected_items = self
             .store
             .sync_runs(account, 10)
@@ -434,6 +437,12 @@ impl SyncEngine {
         walk.counters.take();
         walk.publish();
         let outcome = walk.phases(run).await;
+        if let Err(err) = self.index.settle_local_runs(self.store.as_ref(), org).await {
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "search index: cannot note the run's end"
+            );
+        }
         match outcome {
             Ok(()) => Ok(self.store.sync_run(walk.run).await?),
             Err(err) => {
@@ -586,7 +595,7 @@ impl Staging {
 
     /// Merges whatever is staged.
     pub async fn finish(&mut self, store: &dyn Store, org: OrgId) -> Result<(), StoreError> {
-        self.merged += store.merge_staged_devices(org).await?;
+        self.merged += store.merge_staged_devices(org, now()).await?;
         self.staged = 0;
         Ok(())
     }
@@ -676,7 +685,7 @@ impl Walk<'_> {
         // Devices a run staged before it stopped (a crash before the end of its device list)
         // join the mirror before anything reads it. This process's index was not told about
         // them: it is rebuilt from the mirror when next used.
-        if self.store().merge_staged_devices(self.org).await? > 0 {
+        if self.store().merge_staged_devices(self.org, now()).await? > 0 {
             self.engine.index.forget(self.org);
         }
         let mut phase = run.phase;
@@ -883,7 +892,6 @@ impl Walk<'_> {
                 self.org,
                 self.run,
                 &changes,
-                released,
                 now,
                 Some(SyncPhase::Directory),
             )

@@ -36,6 +36,10 @@ pub struct StoredHash {
     pub absent: bool,
 }
 
+/// End-of-run device changes per transaction: short enough that SQLite's one writer lock
+/// is never held long (a lease renewal or a sign-in waits for it), whatever the fleet size.
+pub const CHANGE_BATCH: usize = 5_000;
+
 /// A device the end of a run changes: newly absent, back, or in another service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceChange {
@@ -110,8 +114,9 @@ pub trait MirrorStore: Send + Sync {
     ) -> Result<bool>;
 
     /// Moves the organization's staged devices into the mirror in one transaction (sorted,
-    /// the last one staged for a serial winning); answers how many rows were staged.
-    async fn merge_staged_devices(&self, org: OrgId) -> Result<u64>;
+    /// the last one staged for a serial winning), as changed at `now`; answers how many rows
+    /// were staged.
+    async fn merge_staged_devices(&self, org: OrgId, now: i64) -> Result<u64>;
 
     /// In one transaction: inserts or updates the services whose hash differs, marks the
     /// account's services missing from `services` absent (and clears the absence of those
@@ -148,15 +153,17 @@ pub trait MirrorStore: Send + Sync {
         account: ApiAccountId,
     ) -> Result<Vec<PresentDevice>>;
 
-    /// In one transaction: applies the end-of-run changes to the devices, deletes the run's
-    /// pages and records `released` newly absent devices; then either moves the run on to
-    /// phase `then` (still running) or, when `None`, marks it succeeded.
+    /// Applies the end-of-run changes to the devices, [`CHANGE_BATCH`] per transaction (one
+    /// statement each), each adding its newly absent devices (`absent_since` set) to the
+    /// run's `released`; then, in a last one, deletes the run's pages and either moves the
+    /// run on to phase `then` (still running) or, when `None`, marks it succeeded. A run
+    /// stopped in between finishes again from the devices as stored: what was applied is no
+    /// longer a change, and what was counted is not counted twice.
     async fn finish_sync_run(
         &self,
         org: OrgId,
         run: RunId,
         changes: &[DeviceChange],
-        released: u64,
         now: i64,
         then: Option<SyncPhase>,
     ) -> Result<()>;

@@ -8,8 +8,8 @@ use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::mirror::{
-    Checkpoint, DeviceChange, FACT_COLUMNS, FactsRow, MirrorStore, PresentDevice, StoredHash,
-    push_device_columns,
+    CHANGE_BATCH, Checkpoint, DeviceChange, FACT_COLUMNS, FactsRow, MirrorStore, PresentDevice,
+    StoredHash, push_device_columns,
 };
 use super::{PostgresStore, Result, StoreError, count};
 use crate::accounts::ApiAccountId;
@@ -343,7 +343,7 @@ impl MirrorStore for PostgresStore {
         Ok(false)
     }
 
-    async fn merge_staged_devices(&self, _org: OrgId) -> Result<u64> {
+    async fn merge_staged_devices(&self, _org: OrgId, _now: i64) -> Result<u64> {
         Ok(0)
     }
 
@@ -463,25 +463,49 @@ impl MirrorStore for PostgresStore {
         org: OrgId,
         run: RunId,
         changes: &[DeviceChange],
-        released: u64,
         now: i64,
         then: Option<SyncPhase>,
     ) -> Result<()> {
         let org = org.0;
-        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
-        for change in changes {
+        for batch in changes.chunks(CHANGE_BATCH) {
+            let serials: Vec<&str> = batch.iter().map(|c| c.serial.as_str()).collect();
+            let absent: Vec<Option<i64>> = batch.iter().map(|c| c.absent_since).collect();
+            let services: Vec<Option<&str>> =
+                batch.iter().map(|c| c.service_id.as_deref()).collect();
+            let released = batch.iter().filter(|c| c.absent_since.is_some()).count();
+            let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
             sqlx::query(
-                "UPDATE mirror_devices SET absent_since = COALESCE($1, absent_since), \
-                 service_id = $2 WHERE org_id = $3 AND serial = $4",
+                "UPDATE mirror_devices AS d SET \
+                 absent_since = COALESCE(c.absent_since, d.absent_since), \
+                 service_id = c.service_id \
+                 FROM UNNEST($1::text[], $2::bigint[], $3::text[]) \
+                      AS c (serial, absent_since, service_id) \
+                 WHERE d.org_id = $4 AND d.serial = c.serial",
             )
-            .bind(change.absent_since)
-            .bind(&change.service_id)
+            .bind(&serials)
+            .bind(&absent)
+            .bind(&services)
             .bind(org)
-            .bind(&change.serial)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::Database)?;
+            let done = sqlx::query(
+                "UPDATE sync_runs SET released = released + $1 WHERE id = $2 \
+                 AND state = 'running'",
+            )
+            .bind(released as i64)
+            .bind(run.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound {
+                    entity: "running sync run",
+                });
+            }
+            tx.commit().await.map_err(StoreError::Database)?;
         }
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
         sqlx::query("DELETE FROM sync_run_pages WHERE run_id = $1")
             .bind(run.0)
             .execute(&mut *tx)
@@ -489,8 +513,8 @@ impl MirrorStore for PostgresStore {
             .map_err(StoreError::Database)?;
         let done = sqlx::query(
             "UPDATE sync_runs SET state = $1, phase = $2, cursor = NULL, service_index = 0, \
-             released = $3, updated_at = $4, devices_synced_at = $5, finished_at = $6, \
-             error = NULL WHERE id = $7 AND state = 'running'",
+             updated_at = $3, devices_synced_at = $4, finished_at = $5, \
+             error = NULL WHERE id = $6 AND state = 'running'",
         )
         .bind(if then.is_some() {
             "running"
@@ -498,7 +522,6 @@ impl MirrorStore for PostgresStore {
             "succeeded"
         })
         .bind(then.unwrap_or(SyncPhase::Finishing).as_str())
-        .bind(signed(released))
         .bind(now)
         .bind(now)
         .bind(then.is_none().then_some(now))

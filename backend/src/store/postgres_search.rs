@@ -5,8 +5,12 @@ use futures::TryStreamExt as _;
 use sqlx::FromRow;
 use sqlx::postgres::PgArguments;
 
-use super::search::{Arg, DEVICE_COLUMNS, DeviceRow, DeviceSearch, Dialect, SqlQuery};
+use super::search::{
+    Arg, CHANGED_SINCE, DEVICE_COLUMNS, DeviceRow, DeviceSearch, Dialect, LATEST_SYNC_RUNS,
+    RunMarkRow, SqlQuery,
+};
 use super::{PostgresStore, Result, StoreError};
+use crate::mirror::index::RunMark;
 use crate::mirror::search::{DeviceQuery, MirrorSummary, SearchPage, ServiceName, sort_models};
 use crate::mirror::{DeviceRecord, ServiceRecord};
 use crate::orgs::OrgId;
@@ -111,14 +115,44 @@ impl DeviceSearch for PostgresStore {
         each: &mut (dyn FnMut(DeviceRecord) + Send),
     ) -> Result<()> {
         let sql = format!("SELECT {DEVICE_COLUMNS} FROM mirror_devices WHERE org_id = $1");
-        let org_text = org.0;
         let mut rows = sqlx::query_as::<_, DeviceRow>(&sql)
-            .bind(org_text)
+            .bind(org.0)
             .fetch(&self.pool);
         while let Some(row) = rows.try_next().await.map_err(db)? {
             each(row.into());
         }
         Ok(())
+    }
+
+    async fn for_each_device_changed(
+        &self,
+        org: OrgId,
+        since: i64,
+        each: &mut (dyn FnMut(DeviceRecord) + Send),
+    ) -> Result<()> {
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM mirror_devices WHERE org_id = $1 AND {}",
+            CHANGED_SINCE.replace("{since}", "$2")
+        );
+        let mut rows = sqlx::query_as::<_, DeviceRow>(&sql)
+            .bind(org.0)
+            .bind(since)
+            .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await.map_err(db)? {
+            each(row.into());
+        }
+        Ok(())
+    }
+
+    async fn latest_sync_runs(&self, org: OrgId) -> Result<Vec<RunMark>> {
+        sqlx::query_as::<_, RunMarkRow>(&LATEST_SYNC_RUNS.replace("{org}", "$1"))
+            .bind(org.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(RunMark::try_from)
+            .collect()
     }
 
     async fn services(&self, org: OrgId) -> Result<Vec<ServiceRecord>> {

@@ -9,10 +9,13 @@ use async_trait::async_trait;
 use sqlx::FromRow;
 
 use super::Result;
+use crate::accounts::ApiAccountId;
+use crate::mirror::index::RunMark;
 use crate::mirror::search::{
     AppleCareFilter, DeviceQuery, DeviceSort, MirrorSummary, SearchPage, ServiceFilter,
     ServiceName, SortKey, TEXT_FIELDS, is_substring_word,
 };
+use crate::mirror::sync::RunId;
 use crate::mirror::{AppleCareState, DeviceRecord, ServiceRecord};
 use crate::orgs::OrgId;
 
@@ -38,6 +41,19 @@ pub trait DeviceSearch: Send + Sync {
         each: &mut (dyn FnMut(DeviceRecord) + Send),
     ) -> Result<()>;
 
+    /// Calls `each` for every device of the organization written, or marked absent, at or
+    /// after `since` (Unix seconds of the writing instance's clock), streaming: what another
+    /// instance's syncs changed since an index last looked ([`crate::mirror::index`]).
+    async fn for_each_device_changed(
+        &self,
+        org: OrgId,
+        since: i64,
+        each: &mut (dyn FnMut(DeviceRecord) + Send),
+    ) -> Result<()>;
+
+    /// The latest sync run of each of the organization's API accounts, as far as it got.
+    async fn latest_sync_runs(&self, org: OrgId) -> Result<Vec<RunMark>>;
+
     /// The organization's device management services by name, with the number of present
     /// devices in each one's device list.
     async fn services(&self, org: OrgId) -> Result<Vec<ServiceRecord>>;
@@ -54,6 +70,47 @@ pub trait DeviceSearch: Send + Sync {
 
     /// Device counts and the latest change, for "synced 3 min ago" lines.
     async fn mirror_summary(&self, org: OrgId) -> Result<MirrorSummary>;
+}
+
+/// The condition on `mirror_devices` of [`DeviceSearch::for_each_device_changed`], `{since}`
+/// standing for its parameter (twice).
+pub(crate) const CHANGED_SINCE: &str = "(changed_at >= {since} OR absent_since >= {since})";
+
+/// [`DeviceSearch::latest_sync_runs`], `{org}` standing for its parameter: through the
+/// accounts, so each account's latest run is one probe of `sync_runs_account_idx`.
+pub(crate) const LATEST_SYNC_RUNS: &str = "SELECT CAST(r.account_id AS TEXT) AS account_id, \
+    r.id, r.written, r.released, r.merged, r.started_at, r.updated_at FROM api_accounts a \
+    JOIN sync_runs r ON r.id = (SELECT MAX(id) FROM sync_runs WHERE account_id = a.id) \
+    WHERE a.org_id = {org}";
+
+/// A row of [`LATEST_SYNC_RUNS`].
+#[derive(FromRow)]
+pub(crate) struct RunMarkRow {
+    account_id: String,
+    id: i64,
+    written: i64,
+    released: i64,
+    merged: i64,
+    started_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<RunMarkRow> for RunMark {
+    type Error = super::StoreError;
+
+    fn try_from(row: RunMarkRow) -> Result<Self> {
+        let account = uuid::Uuid::parse_str(&row.account_id)
+            .map_err(|e| super::StoreError::Corrupt(format!("sync_runs.account_id: {e}")))?;
+        Ok(Self {
+            account: ApiAccountId(account),
+            run: RunId(row.id),
+            written: super::count(row.written),
+            released: super::count(row.released),
+            merged: super::count(row.merged),
+            started_at: row.started_at,
+            updated_at: row.updated_at,
+        })
+    }
 }
 
 /// Columns of a [`DeviceRecord`], in `mirror_devices`.

@@ -7,8 +7,8 @@ use sqlx::{FromRow, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::mirror::{
-    Checkpoint, DeviceChange, FACT_COLUMNS, FactsRow, MirrorStore, PresentDevice, StoredHash,
-    push_device_columns,
+    CHANGE_BATCH, Checkpoint, DeviceChange, FACT_COLUMNS, FactsRow, MirrorStore, PresentDevice,
+    StoredHash, push_device_columns,
 };
 use super::sqlite::immediate;
 use super::{Result, SqliteStore, StoreError, count};
@@ -25,14 +25,22 @@ pub(super) const RUN_COLUMNS: &str = "id, org_id, account_id, cause, state, phas
 /// Devices per multi-row upsert (28 parameters each; SQLite allows 32766 per statement).
 const UPSERT_ROWS: usize = 250;
 
-/// The columns a sync writes, in [`push_device_columns`] order after the first three.
-macro_rules! written_columns {
+/// The columns a sync writes but `changed_at`, in [`push_device_columns`] order after the
+/// first three.
+macro_rules! staged_columns {
     () => {
         "org_id, serial, account_id, model, product_family, product_type, capacity, \
          part_number, order_number, color, status, purchase_source_id, purchase_source_type, \
          imei, meid, eid, wifi_mac, bluetooth_mac, ethernet_mac, migration_capable, \
          migration_status, added_at, ordered_at, apple_updated_at, migration_deadline, \
-         content_hash, first_seen_at, changed_at"
+         content_hash, first_seen_at"
+    };
+}
+
+/// The columns a sync writes.
+macro_rules! written_columns {
+    () => {
+        concat!(staged_columns!(), ", changed_at")
     };
 }
 
@@ -46,13 +54,16 @@ const INBOX_HEAD: &str = concat!(
     ") "
 );
 /// The move of an organization's staged devices into the mirror, sorted by serial (the
-/// table's order), the last one staged winning; the upsert's tail follows.
+/// table's order), the last one staged winning; the upsert's tail follows. Rows change when
+/// they join the mirror (the first parameter): other instances' indexes catch up on rows
+/// changed since they last looked ([`crate::mirror::index`]), and staged rows were not
+/// visible before.
 const INBOX_MERGE: &str = concat!(
     "INSERT INTO mirror_devices (",
     written_columns!(),
     ") SELECT ",
-    written_columns!(),
-    " FROM mirror_devices_inbox WHERE org_id = ? ORDER BY serial, seq"
+    staged_columns!(),
+    ", ? FROM mirror_devices_inbox WHERE org_id = ? ORDER BY serial, seq"
 );
 pub(super) const UPSERT_TAIL: &str = " ON CONFLICT (org_id, serial) DO UPDATE SET \
     account_id = excluded.account_id, model = excluded.model, \
@@ -135,6 +146,24 @@ fn json_list(items: &[&str]) -> String {
 
 fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Adds newly absent devices to a running run's count, inside their transaction.
+async fn add_released(tx: &mut Transaction<'_, Sqlite>, run: RunId, released: usize) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE sync_runs SET released = released + ? WHERE id = ? AND state = 'running'",
+    )
+    .bind(released as i64)
+    .bind(run.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::Database)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            entity: "running sync run",
+        });
+    }
+    Ok(())
 }
 
 /// Advances a run's checkpoint inside the page's transaction.
@@ -351,7 +380,7 @@ impl MirrorStore for SqliteStore {
         Ok(true)
     }
 
-    async fn merge_staged_devices(&self, org: OrgId) -> Result<u64> {
+    async fn merge_staged_devices(&self, org: OrgId, now: i64) -> Result<u64> {
         let org = org.0.to_string();
         // Every run asks (at its start and after its device list); most have staged nothing,
         // and the write lock is not taken for them.
@@ -367,6 +396,7 @@ impl MirrorStore for SqliteStore {
         }
         let mut tx = immediate(&self.sync_pool).await?;
         sqlx::query(&format!("{INBOX_MERGE}{UPSERT_TAIL}{UPSERT_IF_CHANGED}"))
+            .bind(now)
             .bind(&org)
             .execute(&mut *tx)
             .await
@@ -377,6 +407,15 @@ impl MirrorStore for SqliteStore {
             .await
             .map_err(StoreError::Database)?
             .rows_affected();
+        // Staged by the organization's running runs (migration 0015).
+        sqlx::query(
+            "UPDATE sync_runs SET merged = merged + ? WHERE org_id = ? AND state = 'running'",
+        )
+        .bind(signed(staged))
+        .bind(&org)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?;
         tx.commit().await.map_err(StoreError::Database)?;
         Ok(staged)
     }
@@ -497,25 +536,38 @@ impl MirrorStore for SqliteStore {
         org: OrgId,
         run: RunId,
         changes: &[DeviceChange],
-        released: u64,
         now: i64,
         then: Option<SyncPhase>,
     ) -> Result<()> {
         let org = org.0.to_string();
-        let mut tx = immediate(&self.pool).await?;
-        for change in changes {
+        for batch in changes.chunks(CHANGE_BATCH) {
+            let rows: Vec<(&str, Option<i64>, Option<&str>)> = batch
+                .iter()
+                .map(|c| (c.serial.as_str(), c.absent_since, c.service_id.as_deref()))
+                .collect();
+            let rows =
+                serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let released = batch.iter().filter(|c| c.absent_since.is_some()).count();
+            let mut tx = immediate(&self.pool).await?;
+            // Materialized, so the batch drives the join (one primary-key probe per change);
+            // otherwise the planner scans the organization's devices and the batch per row.
             sqlx::query(
-                "UPDATE mirror_devices SET absent_since = COALESCE(?, absent_since), \
-                 service_id = ? WHERE org_id = ? AND serial = ?",
+                "WITH c AS MATERIALIZED (SELECT value ->> 0 AS serial, \
+                     value ->> 1 AS absent_since, value ->> 2 AS service_id FROM json_each(?)) \
+                 UPDATE mirror_devices SET \
+                 absent_since = COALESCE(c.absent_since, mirror_devices.absent_since), \
+                 service_id = c.service_id \
+                 FROM c WHERE mirror_devices.org_id = ? AND mirror_devices.serial = c.serial",
             )
-            .bind(change.absent_since)
-            .bind(&change.service_id)
+            .bind(rows)
             .bind(&org)
-            .bind(&change.serial)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::Database)?;
+            add_released(&mut tx, run, released).await?;
+            tx.commit().await.map_err(StoreError::Database)?;
         }
+        let mut tx = immediate(&self.pool).await?;
         sqlx::query("DELETE FROM sync_run_pages WHERE run_id = ?")
             .bind(run.0)
             .execute(&mut *tx)
@@ -523,7 +575,7 @@ impl MirrorStore for SqliteStore {
             .map_err(StoreError::Database)?;
         let done = sqlx::query(
             "UPDATE sync_runs SET state = ?, phase = ?, cursor = NULL, service_index = 0, \
-             released = ?, updated_at = ?, devices_synced_at = ?, finished_at = ?, error = NULL \
+             updated_at = ?, devices_synced_at = ?, finished_at = ?, error = NULL \
              WHERE id = ? AND state = 'running'",
         )
         .bind(if then.is_some() {
@@ -532,7 +584,6 @@ impl MirrorStore for SqliteStore {
             "succeeded"
         })
         .bind(then.unwrap_or(SyncPhase::Finishing).as_str())
-        .bind(signed(released))
         .bind(now)
         .bind(now)
         .bind(then.is_none().then_some(now))

@@ -4,8 +4,12 @@ use async_trait::async_trait;
 use sqlx::FromRow;
 use sqlx::sqlite::SqliteArguments;
 
-use super::search::{Arg, DEVICE_COLUMNS, DeviceRow, DeviceSearch, Dialect, SqlQuery};
+use super::search::{
+    Arg, CHANGED_SINCE, DEVICE_COLUMNS, DeviceRow, DeviceSearch, Dialect, LATEST_SYNC_RUNS,
+    RunMarkRow, SqlQuery,
+};
 use super::{Result, SqliteStore, StoreError};
+use crate::mirror::index::RunMark;
 use crate::mirror::search::{DeviceQuery, MirrorSummary, SearchPage, ServiceName, sort_models};
 use crate::mirror::{DeviceRecord, ServiceRecord};
 use crate::orgs::OrgId;
@@ -117,36 +121,27 @@ impl DeviceSearch for SqliteStore {
         org: OrgId,
         each: &mut (dyn FnMut(DeviceRecord) + Send),
     ) -> Result<()> {
-        // Batches in serial order (the table's own order) from one read transaction: one
-        // snapshot, and a JSON text per batch instead of a row at a time through the driver
-        // (an index build of a million devices: 27 s one row at a time, 16–22 s this way).
-        let sql = format!(
-            "SELECT json_group_array(json_array({DEVICE_COLUMNS})) FROM \
-             (SELECT {DEVICE_COLUMNS} FROM mirror_devices WHERE org_id = ? AND serial > ? \
-              ORDER BY serial LIMIT {SCAN_BATCH})"
-        );
-        let org_text = org.0.to_string();
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let mut after = String::new();
-        loop {
-            let json: String = sqlx::query_scalar(&sql)
-                .bind(&org_text)
-                .bind(&after)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-            let rows = json_rows(&json)?;
-            let Some(last) = rows.last() else {
-                break;
-            };
-            after.clone_from(&last.serial);
-            let full = rows.len() == SCAN_BATCH;
-            rows.into_iter().for_each(&mut *each);
-            if !full {
-                break;
-            }
-        }
-        tx.rollback().await.map_err(db)
+        self.scan_devices(org, None, each).await
+    }
+
+    async fn for_each_device_changed(
+        &self,
+        org: OrgId,
+        since: i64,
+        each: &mut (dyn FnMut(DeviceRecord) + Send),
+    ) -> Result<()> {
+        self.scan_devices(org, Some(since), each).await
+    }
+
+    async fn latest_sync_runs(&self, org: OrgId) -> Result<Vec<RunMark>> {
+        sqlx::query_as::<_, RunMarkRow>(&LATEST_SYNC_RUNS.replace("{org}", "?"))
+            .bind(org.0.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(RunMark::try_from)
+            .collect()
     }
 
     async fn services(&self, org: OrgId) -> Result<Vec<ServiceRecord>> {
@@ -216,5 +211,49 @@ impl DeviceSearch for SqliteStore {
             absent: absent as u64,
             newest_change: newest,
         })
+    }
+}
+
+impl SqliteStore {
+    /// The organization's devices (changed at or after `since`, if given) in batches in
+    /// serial order (the table's own order) from one read transaction: one snapshot, and a
+    /// JSON text per batch instead of a row at a time through the driver (an index build of
+    /// a million devices: 27 s one row at a time, 16–22 s this way).
+    async fn scan_devices(
+        &self,
+        org: OrgId,
+        since: Option<i64>,
+        each: &mut (dyn FnMut(DeviceRecord) + Send),
+    ) -> Result<()> {
+        let changed = match since {
+            Some(_) => format!(" AND {}", CHANGED_SINCE.replace("{since}", "?3")),
+            None => String::new(),
+        };
+        let sql = format!(
+            "SELECT json_group_array(json_array({DEVICE_COLUMNS})) FROM \
+             (SELECT {DEVICE_COLUMNS} FROM mirror_devices WHERE org_id = ?1 AND serial > ?2\
+              {changed} ORDER BY serial LIMIT {SCAN_BATCH})"
+        );
+        let org_text = org.0.to_string();
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut after = String::new();
+        loop {
+            let mut query = sqlx::query_scalar(&sql).bind(&org_text).bind(&after);
+            if let Some(since) = since {
+                query = query.bind(since);
+            }
+            let json: String = query.fetch_one(&mut *tx).await.map_err(db)?;
+            let rows = json_rows(&json)?;
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after.clone_from(&last.serial);
+            let full = rows.len() == SCAN_BATCH;
+            rows.into_iter().for_each(&mut *each);
+            if !full {
+                break;
+            }
+        }
+        tx.rollback().await.map_err(db)
     }
 }

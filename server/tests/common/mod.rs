@@ -367,7 +367,7 @@ pub async fn mirror_with_services(
         })
         .collect();
     app.store
-        .finish_sync_run(org, run.id, &changes, 0, 1_700_000_000, None)
+        .finish_sync_run(org, run.id, &changes, 1_700_000_000, None)
         .await
         .unwrap();
     account
