@@ -175,12 +175,7 @@ impl DeviceIndex {
     /// Marks the counters of the runs going on here as read, before they end: this
     /// process applied their rows as it wrote them, so nothing of theirs is read back.
     pub async fn settle_local_runs(&self, store: &dyn DeviceSearch, org: OrgId) -> Result<()> {
-        let built = self
-            .orgs
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&org)
-            .cloned();
+        let built = self.built(org);
         let Some(built) = built else {
             return Ok(());
         };
@@ -191,6 +186,15 @@ impl DeviceIndex {
             }
         }
         Ok(())
+    }
+
+    /// The built index of `org`, if any.
+    fn built(&self, org: OrgId) -> Option<Arc<Built>> {
+        self.orgs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&org)
+            .cloned()
     }
 
     fn local(&self) -> std::sync::MutexGuard<'_, HashSet<RunId>> {
@@ -274,12 +278,7 @@ impl DeviceIndex {
             return;
         }
         drop(loading);
-        let index = self
-            .orgs
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&org)
-            .cloned();
+        let index = self.built(org);
         if let Some(built) = index {
             built
                 .index
@@ -350,12 +349,7 @@ impl DeviceIndex {
     /// The index of `org`, built if missing and caught up with other instances' syncs if
     /// due; `None` while another task builds it.
     async fn ready(&self, store: &dyn DeviceSearch, org: OrgId) -> Result<Option<Arc<Built>>> {
-        let built = self
-            .orgs
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&org)
-            .cloned();
+        let built = self.built(org);
         if let Some(built) = built {
             return if self.catch_up(store, org, &built).await? {
                 Ok(Some(built))
@@ -435,16 +429,13 @@ impl DeviceIndex {
         // falling back to SQL for good.
         let guard = LoadingGuard { index: self, org };
         // The runs first: whatever they write after this is caught up later.
-        let marks = store.latest_sync_runs(org).await;
+        // (A failure returns through the guard.)
+        let marks = store.latest_sync_runs(org).await?;
         let mut index = OrgIndex::default();
-        let built = match marks {
-            Ok(_) => store.for_each_device(org, &mut |d| index.insert(&d)).await,
-            Err(_) => Ok(()),
-        };
+        let built = store.for_each_device(org, &mut |d| index.insert(&d)).await;
         std::mem::forget(guard);
         let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
         let building = loading.remove(&org).unwrap_or_default();
-        let marks = marks?;
         built?;
         if building.forgotten {
             // Searched through SQL this time; the next search builds it again.

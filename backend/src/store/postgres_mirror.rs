@@ -75,6 +75,28 @@ impl TryFrom<RunRow> for SyncRun {
     }
 }
 
+/// Adds newly absent devices to a running run's count, inside their transaction.
+async fn add_released(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    run: RunId,
+    released: usize,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE sync_runs SET released = released + $1 WHERE id = $2 AND state = 'running'",
+    )
+    .bind(released as i64)
+    .bind(run.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::Database)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            entity: "running sync run",
+        });
+    }
+    Ok(())
+}
+
 fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -489,20 +511,7 @@ impl MirrorStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::Database)?;
-            let done = sqlx::query(
-                "UPDATE sync_runs SET released = released + $1 WHERE id = $2 \
-                 AND state = 'running'",
-            )
-            .bind(released as i64)
-            .bind(run.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::Database)?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound {
-                    entity: "running sync run",
-                });
-            }
+            add_released(&mut tx, run, released).await?;
             tx.commit().await.map_err(StoreError::Database)?;
         }
         let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
