@@ -15,7 +15,7 @@ pub mod telemetry;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use app::ssr::AppState;
@@ -37,7 +37,7 @@ use backend::oidc::ProviderCache;
 use backend::vault::Vault;
 use backend::{Config, Store};
 use leptos::config::LeptosOptions;
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 
@@ -178,12 +178,21 @@ pub async fn rotate_master_key(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The pages' routes, generated once per process. Generating them renders the app while a
+/// process-wide flag of `leptos_server` holds every resource that starts loading meanwhile,
+/// for good (leptos issue #4773): a page rendered then, by another app of the same
+/// process, never answered. The binary builds one app; a test binary builds many at once.
+pub fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The router with every route and middleware; no listener, so tests can `oneshot` it.
 pub fn build_app(state: AppState) -> Router {
     let metrics = Metrics::default();
     let sessions = DbSessionStore::new(identity_store(&state.store), Clock::system());
     let callback = state.config.oidc.redirect_path.clone();
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let options = state.leptos_options.clone();
 
     let site = Router::new()

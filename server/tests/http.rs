@@ -54,6 +54,32 @@ async fn pages_are_rendered_on_the_server_with_the_layout() {
     assert!(html.contains("/pkg/orchard.js"));
 }
 
+/// Building another app in the same process (every test here does) must not stall the
+/// pages rendering meanwhile: see `server::route_list`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_keep_rendering_while_other_apps_are_built() {
+    let (_app, browser) = signed_in_admin().await;
+    let building = tokio::spawn(async {
+        for _ in 0..30 {
+            drop(TestApp::spawn().await);
+        }
+    });
+    let mut pages = 0;
+    while !building.is_finished() {
+        let page = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            let response = browser.get("/").await;
+            (response.status(), response.text().await.unwrap())
+        })
+        .await
+        .expect("the home page stalled while another app was being built");
+        assert_eq!(page.0, StatusCode::OK);
+        assert!(page.1.contains("storage: SQLite"), "{}", page.1);
+        pages += 1;
+    }
+    building.await.unwrap();
+    assert!(pages > 1, "only {pages} page(s) rendered during the builds");
+}
+
 #[tokio::test]
 async fn an_unknown_page_is_a_404_with_the_not_found_page() {
     let (_app, browser) = signed_in_admin().await;

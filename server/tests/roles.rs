@@ -821,7 +821,7 @@ async fn every_server_function_checks_the_role_as_the_table_says() {
 #[tokio::test]
 async fn every_page_checks_sign_in_and_role_as_the_table_says() {
     let world = World::new().await;
-    let routes: BTreeSet<String> = leptos_axum::generate_route_list(app::App)
+    let routes: BTreeSet<String> = server::route_list()
         .iter()
         .map(|r| r.path().to_owned())
         .filter(|p| !p.is_empty())
