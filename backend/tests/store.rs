@@ -111,6 +111,36 @@ async fn organizations_survive_a_reconnect(ctx: &Ctx) {
     reopened.close().await;
 }
 
+/// PostgreSQL only: an embedded SQLite has no server end to lose.
+mod dropped {
+    mod postgres {
+        use backend::store::PING_IF_IDLE;
+
+        use crate::common::{TestDb, run};
+
+        /// The pool does not ping a connection in steady use, so one the server ended
+        /// while it sat idle (a restart, an administrator) must still be caught before a
+        /// query runs on it.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_connection_the_server_ended_while_idle_is_replaced_unseen() {
+            run(TestDb::postgres().await, async |ctx| {
+                ctx.store.list_organizations().await.expect("first read");
+                ctx.execute_raw(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+                .await;
+                tokio::time::sleep(PING_IF_IDLE + std::time::Duration::from_millis(200)).await;
+                ctx.store
+                    .list_organizations()
+                    .await
+                    .expect("read on a fresh connection");
+            })
+            .await;
+        }
+    }
+}
+
 #[test]
 fn test_database_urls_keep_credentials_and_options() {
     assert_eq!(

@@ -48,6 +48,10 @@ pub use postgres::PostgresStore;
 pub use search::DeviceSearch;
 pub use sqlite::SqliteStore;
 
+/// How long a pooled PostgreSQL connection may sit unused before it is pinged on its next
+/// use (and replaced if the server dropped it meanwhile); one in steady use is not.
+pub const PING_IF_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Result alias of storage operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

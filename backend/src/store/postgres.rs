@@ -5,7 +5,7 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use sqlx::postgres::PgArguments;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{FromRow, PgPool, Postgres};
+use sqlx::{Connection as _, FromRow, PgPool, Postgres};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -31,6 +31,18 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(&config.url).map_err(StoreError::Database)?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
+            // By default sqlx pings every connection before handing it out: a second round
+            // trip per query. A connection in steady use has just answered; only one idle
+            // for a while is pinged, and replaced if the server ended it meanwhile.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= super::PING_IF_IDLE {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(StoreError::Database)?;

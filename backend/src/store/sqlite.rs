@@ -58,14 +58,18 @@ impl SqliteStore {
                 source,
             })?;
         }
+        // No ping before handing out a connection (sqlx's default): an embedded database
+        // has no other end to lose, and the ping is a round trip to the connection's thread.
         let pool = SqlitePoolOptions::new()
             .max_connections(config.max_connections)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(StoreError::Database)?;
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
         let sync_pool = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             // Up to 32 MiB of pages (the default is 2 MiB), allocated as they are read: the
             // part of a large mirror a sync probes and inserts into stays in memory.
             .connect_with(options.pragma("cache_size", "-32768"))
