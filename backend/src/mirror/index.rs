@@ -431,17 +431,18 @@ impl DeviceIndex {
         // The runs first: whatever they write after this is caught up later.
         // (A failure returns through the guard.)
         let marks = store.latest_sync_runs(org).await?;
-        let mut index = OrgIndex::default();
-        let built = store.for_each_device(org, &mut |d| index.insert(&d)).await;
+        let mut build = Build::default();
+        let built = store.for_each_device(org, &mut |d| build.add(&d)).await;
+        // Laid out before taking `loading`: rows applied meanwhile are still queued.
+        let index = built.map(|()| build.finish());
         std::mem::forget(guard);
         let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
         let building = loading.remove(&org).unwrap_or_default();
-        built?;
+        let mut index = index?;
         if building.forgotten {
             // Searched through SQL this time; the next search builds it again.
             return Ok(None);
         }
-        index.finish();
         index.apply(&building.queued);
         let built = Arc::new(Built {
             index: RwLock::new(index),
@@ -581,6 +582,48 @@ fn cmp_folded(a: &[u8], b: &[u8]) -> Ordering {
         .then_with(|| a.cmp(b))
 }
 
+/// An index being built from a whole mirror. Its trigram lists are gathered as (trigram,
+/// device) pairs and laid out once at the end, each at its exact size: grown a push at a
+/// time, the outgrown buffers of thousands of lists stayed in the process as fragmentation.
+#[derive(Default)]
+struct Build {
+    index: OrgIndex,
+    /// Trigram in the high half, device number in the low half.
+    pairs: Vec<u64>,
+}
+
+impl Build {
+    fn add(&mut self, d: &DeviceRecord) {
+        let i = self.index.push(d);
+        self.pairs.extend(
+            d.serial
+                .as_bytes()
+                .windows(3)
+                .map(|w| u64::from(trigram(w)) << 32 | u64::from(i)),
+        );
+    }
+
+    fn finish(self) -> OrgIndex {
+        let Self {
+            mut index,
+            mut pairs,
+        } = self;
+        // Sorted, each list comes out in device order, as `insert` keeps it.
+        pairs.sort_unstable();
+        pairs.dedup();
+        let lists = pairs.chunk_by(|a, b| a >> 32 == b >> 32);
+        let mut grams = HashMap::with_capacity(lists.clone().count());
+        for list in lists {
+            let gram = (list[0] >> 32) as u32;
+            grams.insert(gram, list.iter().map(|p| *p as u32).collect());
+        }
+        drop(pairs);
+        index.grams = grams;
+        index.finish();
+        index
+    }
+}
+
 #[derive(Default)]
 struct OrgIndex {
     arena: Vec<u8>,
@@ -694,8 +737,20 @@ impl OrgIndex {
         }
     }
 
-    /// Appends a device not yet in the index (call [`Self::finish`] after a batch).
+    /// Appends a device not yet in the index, trigram lists included (call
+    /// [`Self::finish`] after a batch).
     fn insert(&mut self, d: &DeviceRecord) {
+        let i = self.push(d);
+        let mut seen: Vec<u32> = d.serial.as_bytes().windows(3).map(trigram).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for g in seen {
+            self.grams.entry(g).or_default().push(i);
+        }
+    }
+
+    /// Adds a device after the last one, except to the trigram lists; returns its number.
+    fn push(&mut self, d: &DeviceRecord) -> u32 {
         let i = self.len() as u32;
         if i == 0 {
             self.order_safe = true;
@@ -704,16 +759,11 @@ impl OrgIndex {
         self.order_safe &= !s.iter().any(|b| (b'['..=b'z').contains(b));
         self.arena.extend_from_slice(s);
         self.ends.push(self.arena.len() as u32);
-        let mut seen: Vec<u32> = s.windows(3).map(trigram).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        for g in seen {
-            self.grams.entry(g).or_default().push(i);
-        }
         let c = self.combo_id(d);
         self.combo.push(c);
         self.set_absent(i, d.absent_since.is_some());
         self.note_identifiers(d);
+        i
     }
 
     /// Sorts the serials of a fresh build and trims spare capacity.
@@ -721,9 +771,6 @@ impl OrgIndex {
         let mut order: Vec<u32> = (0..self.len() as u32).collect();
         order.sort_unstable_by(|a, b| cmp_folded(self.serial(*a), self.serial(*b)));
         self.by_serial = order;
-        for list in self.grams.values_mut() {
-            list.shrink_to_fit();
-        }
         self.arena.shrink_to_fit();
         self.ends.shrink_to_fit();
         self.combo.shrink_to_fit();
