@@ -2,7 +2,8 @@
 //! (`ORCHARD_BENCH_DEVICES` to change it) with Apple-like serials, then prints p50/p99 of
 //! exact, prefix, substring and free-text searches (a page of 50 plus the total count, as the
 //! device list asks) for Orchard's path (in-memory index, rows by primary key), an SQLite
-//! FTS5 trigram table, and plain SQL (`instr`/`LIKE`-style scans, Orchard's fallback), with
+//! FTS5 trigram table (finding the page and the total; the rows then come the same way),
+//! and plain SQL (`instr`/`LIKE`-style scans, Orchard's fallback), with
 //! the ratios and the index's memory per 100k devices. PostgreSQL runs too when
 //! `ORCHARD_TEST_POSTGRES_URL` answers (without FTS5, which is SQLite's).
 
@@ -284,8 +285,15 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn fts_search(pool: &sqlx::SqlitePool, kind: &str, text: &str) -> usize {
-    // Same work as the device list: the total and a page of 50 in serial order.
+async fn fts_search(
+    pool: &sqlx::SqlitePool,
+    store: &dyn Store,
+    org: OrgId,
+    kind: &str,
+    text: &str,
+) -> usize {
+    // Same work as the device list: the total and a page of 50 in serial order, the page's
+    // rows read by primary key the way Orchard's path reads them.
     let quoted = format!("\"{text}\"");
     let (filter, args) = match kind {
         "free text" => (
@@ -316,7 +324,12 @@ async fn fts_search(pool: &sqlx::SqlitePool, kind: &str, text: &str) -> usize {
         page = page.bind(a);
     }
     let page = page.fetch_all(pool).await.expect("fts page");
-    total as usize + page.len()
+    let rows = if page.is_empty() {
+        Vec::new()
+    } else {
+        store.devices_by_serial(org, &page).await.expect("fts rows")
+    };
+    total as usize + rows.len()
 }
 
 async fn run(label: &str, url: &str, devices: &[Device]) {
@@ -358,7 +371,15 @@ async fn run(label: &str, url: &str, devices: &[Device]) {
 
     let fts = match store.kind() {
         store::DatabaseKind::Sqlite => {
-            Some(sqlx::SqlitePool::connect(url).await.expect("fts pool"))
+            // Without a ping per query, as Orchard's own pool.
+            let options: sqlx::sqlite::SqliteConnectOptions = url.parse().expect("fts url");
+            Some(
+                sqlx::sqlite::SqlitePoolOptions::new()
+                    .test_before_acquire(false)
+                    .connect_with(options)
+                    .await
+                    .expect("fts pool"),
+            )
         }
         store::DatabaseKind::Postgres => None,
     };
@@ -377,7 +398,7 @@ async fn run(label: &str, url: &str, devices: &[Device]) {
                     .expect("search"),
             );
             if let Some(pool) = &fts {
-                std::hint::black_box(fts_search(pool, kind, text).await);
+                std::hint::black_box(fts_search(pool, store.as_ref(), org, kind, text).await);
             }
         }
         let mut times = Vec::with_capacity(texts.len());
@@ -399,7 +420,7 @@ async fn run(label: &str, url: &str, devices: &[Device]) {
                 let mut times = Vec::with_capacity(texts.len());
                 for text in &texts {
                     let t = Instant::now();
-                    std::hint::black_box(fts_search(pool, kind, text).await);
+                    std::hint::black_box(fts_search(pool, store.as_ref(), org, kind, text).await);
                     times.push(t.elapsed());
                 }
                 Some(figures(times))
