@@ -28,6 +28,7 @@ both_backends!(
     services_and_summary_count_present_devices,
     url_filters_narrow_by_source_model_and_added_days,
     the_model_choices_are_the_models_of_present_devices,
+    a_full_scan_hands_devices_over_in_serial_order,
 );
 
 const ALPHABET: &[u8] = b"CDFGHJKLMNPQRTVWXY0123456789";
@@ -322,6 +323,28 @@ fn random_query(rng: &mut StdRng, all: &[DeviceRecord]) -> DeviceQuery {
         after: None,
         limit: [1, 7, 50, 500][rng.gen_range(0..4)],
     }
+}
+
+/// The index numbers devices in the order of the scan that builds it; in serial order,
+/// its scans read memory in sequence (see `DeviceSearch::for_each_device`).
+async fn a_full_scan_hands_devices_over_in_serial_order(ctx: &Ctx) {
+    let store = ctx.store.clone();
+    let org = new_org(store.as_ref()).await;
+    let all = corpus(9, 2_000);
+    insert_devices(ctx, org, &all).await;
+    let mut scanned = Vec::new();
+    store
+        .for_each_device(org, &mut |d| scanned.push(d.serial))
+        .await
+        .unwrap();
+    let mut expected: Vec<String> = all.iter().map(|d| d.serial.clone()).collect();
+    expected.sort();
+    assert_ne!(
+        all.iter().map(|d| d.serial.clone()).collect::<Vec<_>>(),
+        expected,
+        "the corpus must not be inserted in serial order already"
+    );
+    assert_eq!(scanned, expected);
 }
 
 async fn search_agrees_with_the_oracle_on_a_random_corpus(ctx: &Ctx) {

@@ -114,7 +114,10 @@ impl DeviceSearch for PostgresStore {
         org: OrgId,
         each: &mut (dyn FnMut(DeviceRecord) + Send),
     ) -> Result<()> {
-        let sql = format!("SELECT {DEVICE_COLUMNS} FROM mirror_devices WHERE org_id = $1");
+        // In serial order (the primary key's), as SQLite's scan: see the trait.
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM mirror_devices WHERE org_id = $1 ORDER BY serial"
+        );
         let mut rows = sqlx::query_as::<_, DeviceRow>(&sql)
             .bind(org.0)
             .fetch(&self.pool);

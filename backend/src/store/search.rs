@@ -34,7 +34,10 @@ pub trait DeviceSearch: Send + Sync {
     async fn devices_by_serial(&self, org: OrgId, serials: &[String]) -> Result<Vec<DeviceRecord>>;
 
     /// Calls `each` for every device of the organization, absent ones included, streaming
-    /// (one row in memory at a time), from one consistent snapshot.
+    /// (one row in memory at a time), from one consistent snapshot, in bytewise serial
+    /// order. The search index numbers devices as they come: in serial order, a scan of
+    /// its serial order reads memory in sequence (a full scan at 1M devices took 61-90 ms
+    /// in the order PostgreSQL stores rows, 15 ms in serial order).
     async fn for_each_device(
         &self,
         org: OrgId,
