@@ -611,14 +611,16 @@ impl Build {
         // Sorted, each list comes out in device order, as `insert` keeps it.
         pairs.sort_unstable();
         pairs.dedup();
-        let lists = pairs.chunk_by(|a, b| a >> 32 == b >> 32);
-        let mut grams = HashMap::with_capacity(lists.clone().count());
-        for list in lists {
-            let gram = (list[0] >> 32) as u32;
-            grams.insert(gram, list.iter().map(|p| *p as u32).collect());
-        }
+        index.grams = pairs
+            .chunk_by(|a, b| a >> 32 == b >> 32)
+            .map(|list| {
+                (
+                    (list[0] >> 32) as u32,
+                    list.iter().map(|p| *p as u32).collect(),
+                )
+            })
+            .collect();
         drop(pairs);
-        index.grams = grams;
         index.finish();
         index
     }

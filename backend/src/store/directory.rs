@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::mirror::{Checkpoint, StoredHash};
 use super::search::Dialect;
-use super::{PostgresStore, Result, SqliteStore, StoreError, count};
+use super::{PostgresStore, Result, SqliteStore, StoreError, count, still_running};
 use crate::accounts::ApiAccountId;
 use crate::mirror::directory::{
     AuditEventRecord, DirectoryObject, KindCount, MemberList, ObjectKind, ObjectSummary,
@@ -543,11 +543,7 @@ macro_rules! directory_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(StoreError::Database)?;
-                    if done.rows_affected() == 0 {
-                        return Err(StoreError::NotFound {
-                            entity: "running sync run",
-                        });
-                    }
+                    still_running(done.rows_affected())?;
                     tx.commit().await.map_err(StoreError::Database)
                 }
 
@@ -645,11 +641,7 @@ macro_rules! directory_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(StoreError::Database)?;
-                    if done.rows_affected() == 0 {
-                        return Err(StoreError::NotFound {
-                            entity: "running sync run",
-                        });
-                    }
+                    still_running(done.rows_affected())?;
                     tx.commit().await.map_err(StoreError::Database)
                 }
 

@@ -52,6 +52,17 @@ pub use sqlite::SqliteStore;
 /// use (and replaced if the server dropped it meanwhile); one in steady use is not.
 pub const PING_IF_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The check after a write to a sync run that must still be running (`… WHERE id = ? AND
+/// state = 'running'`): no row touched means it finished, failed or never was.
+pub(crate) fn still_running(rows_affected: u64) -> Result<()> {
+    if rows_affected == 0 {
+        return Err(StoreError::NotFound {
+            entity: "running sync run",
+        });
+    }
+    Ok(())
+}
+
 /// Result alias of storage operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

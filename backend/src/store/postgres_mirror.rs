@@ -89,12 +89,7 @@ async fn add_released(
     .execute(&mut **tx)
     .await
     .map_err(StoreError::Database)?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound {
-            entity: "running sync run",
-        });
-    }
-    Ok(())
+    super::still_running(done.rows_affected())
 }
 
 fn signed(n: u64) -> i64 {
@@ -126,12 +121,7 @@ pub(super) async fn advance(
     .execute(&mut **tx)
     .await
     .map_err(StoreError::Database)?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound {
-            entity: "running sync run",
-        });
-    }
-    Ok(())
+    super::still_running(done.rows_affected())
 }
 
 async fn add_page(
@@ -538,11 +528,7 @@ impl MirrorStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::Database)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                entity: "running sync run",
-            });
-        }
+        super::still_running(done.rows_affected())?;
         tx.commit().await.map_err(StoreError::Database)
     }
 

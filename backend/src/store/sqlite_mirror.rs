@@ -158,12 +158,7 @@ async fn add_released(tx: &mut Transaction<'_, Sqlite>, run: RunId, released: us
     .execute(&mut **tx)
     .await
     .map_err(StoreError::Database)?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound {
-            entity: "running sync run",
-        });
-    }
-    Ok(())
+    super::still_running(done.rows_affected())
 }
 
 /// Advances a run's checkpoint inside the page's transaction.
@@ -191,12 +186,7 @@ pub(super) async fn advance(
     .execute(&mut **tx)
     .await
     .map_err(StoreError::Database)?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound {
-            entity: "running sync run",
-        });
-    }
-    Ok(())
+    super::still_running(done.rows_affected())
 }
 
 async fn add_page(
@@ -591,11 +581,7 @@ impl MirrorStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::Database)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                entity: "running sync run",
-            });
-        }
+        super::still_running(done.rows_affected())?;
         tx.commit().await.map_err(StoreError::Database)
     }
 
