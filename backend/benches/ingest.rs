@@ -15,6 +15,10 @@
 //!   ORCHARD_TEST_POSTGRES_URL=...  also on PostgreSQL (make bench sets it when it answers)
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
+/// The server binary's allocator, so allocation costs as it does in production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::Instant;
 

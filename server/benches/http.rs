@@ -13,6 +13,10 @@
 
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
+/// The server binary's allocator, so allocation costs as it does in production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

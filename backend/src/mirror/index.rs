@@ -62,6 +62,9 @@ use crate::store::{DeviceSearch, Result};
 /// Largest candidate set whose rows are read to apply filters or another sort in memory.
 pub const FETCH_MAX: usize = 2_000;
 
+/// Bytes reserved per serial for a build: Apple's serials have 10 or 12 characters.
+const SERIAL_BYTES: usize = 12;
+
 /// Bits of the identifier-trigram set (128 KiB per organization).
 const IDENT_BITS: u32 = 20;
 
@@ -431,7 +434,8 @@ impl DeviceIndex {
         // The runs first: whatever they write after this is caught up later.
         // (A failure returns through the guard.)
         let marks = store.latest_sync_runs(org).await?;
-        let mut build = Build::default();
+        let count = store.mirror_summary(org).await?;
+        let mut build = Build::with_capacity((count.devices + count.absent) as usize);
         let built = store.for_each_device(org, &mut |d| build.add(&d)).await;
         // Laid out before taking `loading`: rows applied meanwhile are still queued.
         let index = built.map(|()| build.finish());
@@ -575,6 +579,18 @@ fn cmp_prefix(serial: &[u8], word: &[u8]) -> Ordering {
         .then(serial.len().min(word.len()).cmp(&word.len()))
 }
 
+/// How many leading values of the ascending `list` are below `x`: doubling steps to a
+/// bound, then a binary search behind it.
+fn gallop(list: &[u32], x: u32) -> usize {
+    let mut end = 1;
+    while end < list.len() && list[end] < x {
+        end *= 2;
+    }
+    // After a step, the value at `end / 2` was checked to be below `x`.
+    let start = end / 2;
+    start + list[start..(end + 1).min(list.len())].partition_point(|v| *v < x)
+}
+
 fn cmp_folded(a: &[u8], b: &[u8]) -> Ordering {
     a.iter()
         .map(u8::to_ascii_lowercase)
@@ -582,48 +598,64 @@ fn cmp_folded(a: &[u8], b: &[u8]) -> Ordering {
         .then_with(|| a.cmp(b))
 }
 
-/// An index being built from a whole mirror. Its trigram lists are gathered as (trigram,
-/// device) pairs and laid out once at the end, each at its exact size: grown a push at a
-/// time, the outgrown buffers of thousands of lists stayed in the process as fragmentation.
-#[derive(Default)]
+/// An index being built from a whole mirror. Its trigram lists are laid out at the end,
+/// each allocated once at its exact size (grown a push at a time, the outgrown buffers of
+/// thousands of lists stayed in the process), from two passes over the serials already in
+/// the arena: one counts each list's length, the other fills them. Nothing the size of the
+/// mirror is allocated only to be freed, which the allocator would hold on to a while.
 struct Build {
     index: OrgIndex,
-    /// Trigram in the high half, device number in the low half.
-    pairs: Vec<u64>,
 }
 
 impl Build {
+    /// A build for about `devices` devices: the per-device arrays are allocated once, not
+    /// grown by doubling through buffers that are then freed.
+    fn with_capacity(devices: usize) -> Self {
+        let mut index = OrgIndex::default();
+        index.arena.reserve_exact(devices * SERIAL_BYTES);
+        index.ends.reserve_exact(devices);
+        index.combo.reserve_exact(devices);
+        index.absent.reserve_exact(devices.div_ceil(64));
+        Self { index }
+    }
+
     fn add(&mut self, d: &DeviceRecord) {
-        let i = self.index.push(d);
-        self.pairs.extend(
-            d.serial
-                .as_bytes()
-                .windows(3)
-                .map(|w| u64::from(trigram(w)) << 32 | u64::from(i)),
-        );
+        self.index.push(d);
     }
 
     fn finish(self) -> OrgIndex {
-        let Self {
-            mut index,
-            mut pairs,
-        } = self;
-        // Sorted, each list comes out in device order, as `insert` keeps it.
-        pairs.sort_unstable();
-        pairs.dedup();
-        index.grams = pairs
-            .chunk_by(|a, b| a >> 32 == b >> 32)
-            .map(|list| {
-                (
-                    (list[0] >> 32) as u32,
-                    list.iter().map(|p| *p as u32).collect(),
-                )
-            })
+        let Self { mut index } = self;
+        let mut lengths: HashMap<u32, usize> = HashMap::new();
+        let mut grams = Vec::new();
+        for i in 0..index.len() as u32 {
+            distinct_grams(index.serial(i), &mut grams);
+            for g in &grams {
+                *lengths.entry(*g).or_default() += 1;
+            }
+        }
+        let mut lists: HashMap<u32, Vec<u32>> = lengths
+            .into_iter()
+            .map(|(g, n)| (g, Vec::with_capacity(n)))
             .collect();
-        drop(pairs);
+        for i in 0..index.len() as u32 {
+            distinct_grams(index.serial(i), &mut grams);
+            for g in &grams {
+                // Filled in device order, as `insert` keeps them.
+                lists.get_mut(g).expect("counted above").push(i);
+            }
+        }
+        index.grams = lists;
         index.finish();
         index
     }
+}
+
+/// The distinct trigrams of a serial, into `out`.
+fn distinct_grams(serial: &[u8], out: &mut Vec<u32>) {
+    out.clear();
+    out.extend(serial.windows(3).map(trigram));
+    out.sort_unstable();
+    out.dedup();
 }
 
 #[derive(Default)]
@@ -743,9 +775,8 @@ impl OrgIndex {
     /// [`Self::finish`] after a batch).
     fn insert(&mut self, d: &DeviceRecord) {
         let i = self.push(d);
-        let mut seen: Vec<u32> = d.serial.as_bytes().windows(3).map(trigram).collect();
-        seen.sort_unstable();
-        seen.dedup();
+        let mut seen = Vec::new();
+        distinct_grams(d.serial.as_bytes(), &mut seen);
         for g in seen {
             self.grams.entry(g).or_default().push(i);
         }
@@ -909,10 +940,19 @@ impl OrgIndex {
         }
         lists.sort_by_key(|l| l.len());
         let (first, rest) = lists.split_first().expect("a substring word has a trigram");
+        // Each other list is walked forward once, galloping from where the last ordinal
+        // was found: a step or two when lists are alike in length, a binary search's
+        // worth when one is far longer.
+        let mut from = vec![0; rest.len()];
         first
             .iter()
             .copied()
-            .filter(|i| rest.iter().all(|l| l.binary_search(i).is_ok()))
+            .filter(|i| {
+                rest.iter().zip(&mut from).all(|(list, at)| {
+                    *at += gallop(&list[*at..], *i);
+                    list.get(*at) == Some(i)
+                })
+            })
             .collect()
     }
 
@@ -1004,6 +1044,25 @@ impl OrgIndex {
             Plan::Rows(found.into_iter().map(|i| self.serial_text(i)).collect())
         } else {
             Plan::Sql
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gallop;
+
+    #[test]
+    fn gallop_finds_the_partition_point() {
+        // Lists of up to 40 values spaced 1 to 3 apart, every value in and around them.
+        for len in 0..40_u32 {
+            for step in 1..=3 {
+                let list: Vec<u32> = (0..len).map(|v| v * step).collect();
+                for x in 0..(len * step + 2) {
+                    let want = list.partition_point(|v| *v < x);
+                    assert_eq!(gallop(&list, x), want, "list {list:?}, x {x}");
+                }
+            }
         }
     }
 }
