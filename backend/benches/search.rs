@@ -366,9 +366,11 @@ async fn run(label: &str, url: &str, devices: &[Device]) {
     let rss = rss_kib().saturating_sub(before) * 1024;
     let held = index.memory_bytes(org).unwrap_or(0);
     let per_100k = |bytes: usize| bytes as f64 * 100_000.0 / devices.len() as f64 / 1_048_576.0;
-    // mimalloc returns freed memory to the system a second after the free, on later
-    // allocator calls: RSS is read once that has happened (a pause, then a few searches),
-    // not while it still holds the build's freed buffers.
+    // RSS is read again after a pause and a few searches, as a server's would be once it
+    // serves. mimalloc gives freed memory back to the system only in part and only some
+    // time after the free (as measured here, not all of it even after this pause): the
+    // figure stays near the counted one because the build frees nothing large, not
+    // because the allocator returns what it frees.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     for text in ["C", "CD", "CDF", "CDFG"] {
         let query = DeviceQuery::text(text);

@@ -435,10 +435,17 @@ impl DeviceIndex {
         // (A failure returns through the guard.)
         let marks = store.latest_sync_runs(org).await?;
         let count = store.mirror_summary(org).await?;
-        let mut build = Build::with_capacity((count.devices + count.absent) as usize);
-        let built = store.for_each_device(org, &mut |d| build.add(&d)).await;
+        let mut index = OrgIndex::with_capacity((count.devices + count.absent) as usize);
+        let built = store
+            .for_each_device(org, &mut |d| {
+                index.push(&d);
+            })
+            .await;
         // Laid out before taking `loading`: rows applied meanwhile are still queued.
-        let index = built.map(|()| build.finish());
+        let index = built.map(|()| {
+            index.finish();
+            index
+        });
         std::mem::forget(guard);
         let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
         let building = loading.remove(&org).unwrap_or_default();
@@ -598,58 +605,6 @@ fn cmp_folded(a: &[u8], b: &[u8]) -> Ordering {
         .then_with(|| a.cmp(b))
 }
 
-/// An index being built from a whole mirror. Its trigram lists are laid out at the end,
-/// each allocated once at its exact size (grown a push at a time, the outgrown buffers of
-/// thousands of lists stayed in the process), from two passes over the serials already in
-/// the arena: one counts each list's length, the other fills them. Nothing the size of the
-/// mirror is allocated only to be freed, which the allocator would hold on to a while.
-struct Build {
-    index: OrgIndex,
-}
-
-impl Build {
-    /// A build for about `devices` devices: the per-device arrays are allocated once, not
-    /// grown by doubling through buffers that are then freed.
-    fn with_capacity(devices: usize) -> Self {
-        let mut index = OrgIndex::default();
-        index.arena.reserve_exact(devices * SERIAL_BYTES);
-        index.ends.reserve_exact(devices);
-        index.combo.reserve_exact(devices);
-        index.absent.reserve_exact(devices.div_ceil(64));
-        Self { index }
-    }
-
-    fn add(&mut self, d: &DeviceRecord) {
-        self.index.push(d);
-    }
-
-    fn finish(self) -> OrgIndex {
-        let Self { mut index } = self;
-        let mut lengths: HashMap<u32, usize> = HashMap::new();
-        let mut grams = Vec::new();
-        for i in 0..index.len() as u32 {
-            distinct_grams(index.serial(i), &mut grams);
-            for g in &grams {
-                *lengths.entry(*g).or_default() += 1;
-            }
-        }
-        let mut lists: HashMap<u32, Vec<u32>> = lengths
-            .into_iter()
-            .map(|(g, n)| (g, Vec::with_capacity(n)))
-            .collect();
-        for i in 0..index.len() as u32 {
-            distinct_grams(index.serial(i), &mut grams);
-            for g in &grams {
-                // Filled in device order, as `insert` keeps them.
-                lists.get_mut(g).expect("counted above").push(i);
-            }
-        }
-        index.grams = lists;
-        index.finish();
-        index
-    }
-}
-
 /// The distinct trigrams of a serial, into `out`.
 fn distinct_grams(serial: &[u8], out: &mut Vec<u32>) {
     out.clear();
@@ -688,6 +643,17 @@ struct Word {
 }
 
 impl OrgIndex {
+    /// An empty index for about `devices` devices, its per-device arrays allocated once
+    /// rather than grown by doubling through buffers that are then freed.
+    fn with_capacity(devices: usize) -> Self {
+        let mut index = Self::default();
+        index.arena.reserve_exact(devices * SERIAL_BYTES);
+        index.ends.reserve_exact(devices);
+        index.combo.reserve_exact(devices);
+        index.absent.reserve_exact(devices.div_ceil(64));
+        index
+    }
+
     fn len(&self) -> usize {
         self.ends.len()
     }
@@ -771,8 +737,8 @@ impl OrgIndex {
         }
     }
 
-    /// Appends a device not yet in the index, trigram lists included (call
-    /// [`Self::finish`] after a batch).
+    /// Appends a device not yet in a finished index, trigram lists included (the caller
+    /// merges it into `by_serial`).
     fn insert(&mut self, d: &DeviceRecord) {
         let i = self.push(d);
         let mut seen = Vec::new();
@@ -799,8 +765,34 @@ impl OrgIndex {
         i
     }
 
-    /// Sorts the serials of a fresh build and trims spare capacity.
+    /// Finishes a fresh build, whose devices were added with [`Self::push`]: lays out the
+    /// trigram lists, sorts the serials and trims spare capacity.
+    ///
+    /// Each trigram list is allocated once at its exact size, from two passes over the
+    /// serials already in the arena: one counts each list's length, the other fills them
+    /// in device order. Grown a push at a time, the outgrown buffers of thousands of lists
+    /// stayed in the process; nothing the size of the mirror is allocated only to be freed,
+    /// which the allocator would hold on to.
     fn finish(&mut self) {
+        let mut lengths: HashMap<u32, usize> = HashMap::new();
+        let mut grams = Vec::new();
+        for i in 0..self.len() as u32 {
+            distinct_grams(self.serial(i), &mut grams);
+            for g in &grams {
+                *lengths.entry(*g).or_default() += 1;
+            }
+        }
+        let mut lists: HashMap<u32, Vec<u32>> = lengths
+            .into_iter()
+            .map(|(g, n)| (g, Vec::with_capacity(n)))
+            .collect();
+        for i in 0..self.len() as u32 {
+            distinct_grams(self.serial(i), &mut grams);
+            for g in &grams {
+                lists.get_mut(g).expect("counted above").push(i);
+            }
+        }
+        self.grams = lists;
         let mut order: Vec<u32> = (0..self.len() as u32).collect();
         order.sort_unstable_by(|a, b| cmp_folded(self.serial(*a), self.serial(*b)));
         self.by_serial = order;
