@@ -29,8 +29,8 @@ pub trait DeviceSearch: Send + Sync {
     /// One device by serial (exact, case-sensitive), present or absent.
     async fn device(&self, org: OrgId, serial: &str) -> Result<Option<DeviceRecord>>;
 
-    /// The devices with these serials (exact), in no particular order; unknown serials are
-    /// skipped.
+    /// The devices with these serials (exact), each once and in no particular order;
+    /// unknown serials are skipped.
     async fn devices_by_serial(&self, org: OrgId, serials: &[String]) -> Result<Vec<DeviceRecord>>;
 
     /// Calls `each` for every device of the organization, absent ones included, streaming
