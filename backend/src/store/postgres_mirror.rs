@@ -623,7 +623,8 @@ impl MirrorStore for PostgresStore {
         }
         let rows: Vec<FactsRow> = sqlx::query_as(&format!(
             "SELECT serial, account_id::text AS account_id, {FACT_COLUMNS} \
-             FROM mirror_devices WHERE org_id = $1 AND serial = ANY($2)"
+             FROM (SELECT DISTINCT s FROM UNNEST($2::text[]) AS u (s)) AS wanted \
+             JOIN mirror_devices ON org_id = $1 AND serial = wanted.s"
         ))
         .bind(org.0)
         .bind(serials)
