@@ -144,19 +144,26 @@ async fn add_page(
     Ok(())
 }
 
-/// Inserts or updates a page of devices in one statement: one array per column, unnested
-/// into rows. (A multi-row `VALUES` list binds 28 parameters a device; PostgreSQL spent
-/// more time parsing those than writing the rows.) The serials must be distinct.
-///
-/// With `upsert` false the rows are only inserted, and a serial already stored fails the
-/// statement with a unique violation.
-async fn upsert_devices(
+/// How a page's devices go into the mirror.
+#[derive(Clone, Copy)]
+enum DeviceWrite {
+    /// Inserted, or updated where the serial is stored.
+    Upsert,
+    /// Only inserted: a serial already stored fails the statement with
+    /// [`StoreError::Conflict`].
+    Insert,
+}
+
+/// Writes a page of devices in one statement: one array per column, unnested into rows.
+/// (A multi-row `VALUES` list binds 28 parameters a device; PostgreSQL spent more time
+/// parsing those than writing the rows.) The serials must be distinct.
+async fn write_devices(
     tx: &mut Transaction<'_, Postgres>,
     org: Uuid,
     account: Uuid,
     devices: &[DeviceAttributes],
     now: i64,
-    upsert: bool,
+    write: DeviceWrite,
 ) -> Result<()> {
     fn text<'a>(
         devices: &'a [DeviceAttributes],
@@ -184,7 +191,10 @@ async fn upsert_devices(
          purchase_source_id, purchase_source_type, imei, meid, eid, wifi_mac, bluetooth_mac, \
          ethernet_mac, migration_capable, migration_status, added_at, ordered_at, \
          apple_updated_at, migration_deadline, content_hash){}",
-        if upsert { UPSERT_TAIL } else { "" }
+        match write {
+            DeviceWrite::Upsert => UPSERT_TAIL,
+            DeviceWrite::Insert => "",
+        }
     );
     let serials: Vec<&str> = devices.iter().map(|d| d.serial.as_str()).collect();
     sqlx::query(&sql)
@@ -222,14 +232,53 @@ async fn upsert_devices(
         .bind(number(devices, |d| Some(d.content_hash())))
         .execute(&mut **tx)
         .await
-        .map_err(StoreError::Database)?;
+        .map_err(|e| StoreError::from_sqlx("device", e))?;
     Ok(())
 }
 
-/// Whether `err` is PostgreSQL refusing a row whose key is already stored.
-fn is_unique_violation(err: &StoreError) -> bool {
-    matches!(err, StoreError::Database(sqlx::Error::Database(db))
-        if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
+/// Writes a page of devices, adds it to the run's pages and advances the run, in one
+/// transaction.
+///
+/// [`DeviceWrite::Insert`] is for a first sync's rows, which are new: `ON CONFLICT` checks
+/// the primary key for every row before inserting it, which was 12% of PostgreSQL's time
+/// in a first sync (ingest bench, 1M devices). A serial stored meanwhile (Apple's list
+/// shifting under the cursor, or another account of the organization) fails the insert;
+/// the page is then written again as an upsert, from a savepoint.
+async fn store_page(
+    pool: &sqlx::PgPool,
+    org: OrgId,
+    account: ApiAccountId,
+    checkpoint: &Checkpoint,
+    page_serials: &[&str],
+    devices: &[DeviceAttributes],
+    write: DeviceWrite,
+) -> Result<()> {
+    let (org, account, now) = (org.0, account.0, checkpoint.now);
+    let mut tx = pool.begin().await.map_err(StoreError::Database)?;
+    match write {
+        _ if devices.is_empty() => {}
+        DeviceWrite::Upsert => write_devices(&mut tx, org, account, devices, now, write).await?,
+        DeviceWrite::Insert => {
+            sqlx::query("SAVEPOINT new_devices")
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Database)?;
+            match write_devices(&mut tx, org, account, devices, now, write).await {
+                Err(StoreError::Conflict { .. }) => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT new_devices")
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::Database)?;
+                    let write = DeviceWrite::Upsert;
+                    write_devices(&mut tx, org, account, devices, now, write).await?;
+                }
+                written => written?,
+            }
+        }
+    }
+    add_page(&mut tx, checkpoint.run, None, page_serials).await?;
+    advance(&mut tx, checkpoint, page_serials.len(), devices.len()).await?;
+    tx.commit().await.map_err(StoreError::Database)
 }
 
 #[async_trait]
@@ -340,25 +389,20 @@ impl MirrorStore for PostgresStore {
         page_serials: &[&str],
         changed: &[DeviceAttributes],
     ) -> Result<()> {
-        let org = org.0;
-        let account = account.0;
-        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
-        if !changed.is_empty() {
-            upsert_devices(&mut tx, org, account, changed, checkpoint.now, true).await?;
-        }
-        add_page(&mut tx, checkpoint.run, None, page_serials).await?;
-        advance(&mut tx, checkpoint, page_serials.len(), changed.len()).await?;
-        tx.commit().await.map_err(StoreError::Database)
+        store_page(
+            &self.pool,
+            org,
+            account,
+            checkpoint,
+            page_serials,
+            changed,
+            DeviceWrite::Upsert,
+        )
+        .await
     }
 
     /// Nothing is staged: the table's heap takes new rows in arrival order, and the page is
-    /// one statement already.
-    ///
-    /// The rows are new, so they are only inserted: `ON CONFLICT` checks the primary key
-    /// for every row before inserting it, which was 12% of PostgreSQL's time in a first
-    /// sync (ingest bench, 1M devices). A serial stored meanwhile (Apple's list shifting
-    /// under the cursor, or another account of the organization) fails the insert; the
-    /// page is then written again as an upsert, from a savepoint.
+    /// one statement already. The rows are only inserted ([`DeviceWrite::Insert`]).
     async fn store_new_device_page(
         &self,
         org: OrgId,
@@ -367,29 +411,16 @@ impl MirrorStore for PostgresStore {
         page_serials: &[&str],
         devices: &[DeviceAttributes],
     ) -> Result<bool> {
-        let (org, account) = (org.0, account.0);
-        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
-        if !devices.is_empty() {
-            let savepoint = |sql: &'static str| sqlx::query(sql);
-            savepoint("SAVEPOINT new_devices")
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Database)?;
-            match upsert_devices(&mut tx, org, account, devices, checkpoint.now, false).await {
-                Ok(()) => {}
-                Err(err) if is_unique_violation(&err) => {
-                    savepoint("ROLLBACK TO SAVEPOINT new_devices")
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(StoreError::Database)?;
-                    upsert_devices(&mut tx, org, account, devices, checkpoint.now, true).await?;
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        add_page(&mut tx, checkpoint.run, None, page_serials).await?;
-        advance(&mut tx, checkpoint, page_serials.len(), devices.len()).await?;
-        tx.commit().await.map_err(StoreError::Database)?;
+        store_page(
+            &self.pool,
+            org,
+            account,
+            checkpoint,
+            page_serials,
+            devices,
+            DeviceWrite::Insert,
+        )
+        .await?;
         Ok(false)
     }
 
